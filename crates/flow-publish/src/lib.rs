@@ -1,3 +1,59 @@
-//! `flow-publish`: Ship a Rust binary as a GitHub Action: typed action.yml, reproducible archives, idempotent releases.
+//! `flow-publish`: ship a Rust binary as a GitHub Action — typed `action.yml`, reproducible
+//! release archives with a SHA-256 manifest, and an idempotent GitHub release flow.
 //!
-//! This crate is being built; see the workspace `ARCHITECTURE.md` for what it will hold.
+//! # Action metadata
+//! [`ActionMetadata`] is `action.yml` as types: read with [`ActionMetadata::from_yaml`] (composite,
+//! node and docker actions), written with [`ActionMetadata::to_yaml`] (keys in GitHub's order,
+//! multi-line strings as block scalars that read back exactly). [`ActionMetadata::from_inputs`]
+//! derives the inputs from the schemars schema of the binary's input struct, so the action cannot
+//! drift from the binary. [`ActionMetadata::validate`] checks GitHub's rules and script-injection
+//! safety; every [`Finding`] says where (`runs.steps[2].run`) and what was expected. [`readme`]
+//! renders the inputs/outputs tables between markers and checks them.
+//!
+//! ```
+//! use flow_publish::{ActionMetadata, Branding, Runs, Step};
+//!
+//! /// Inputs of the binary.
+//! #[derive(schemars::JsonSchema)]
+//! #[serde(rename_all = "kebab-case")]
+//! struct Args {
+//!     /// The model to ask.
+//!     model: String,
+//!     /// Retries before giving up.
+//!     #[serde(default)]
+//!     max_retries: u32,
+//! }
+//!
+//! let meta = ActionMetadata::from_inputs::<Args>("flow", "Delegate decisions to an LLM")?;
+//! let env = meta.inputs_env();
+//! let meta = meta
+//!     .with_branding(Branding::new("zap", "black"))
+//!     .with_runs(Runs::composite(vec![
+//!         Step::run("Run flow", "bash", "flow delegate\n").with_envs(env),
+//!     ]));
+//! assert!(meta.validate().is_ok());
+//! assert_eq!(meta.inputs["model"].required, Some(true));
+//! assert_eq!(meta.inputs["max-retries"].default.as_deref(), Some("0"));
+//! let yaml = meta.to_yaml()?;
+//! assert!(yaml.contains("INPUT_MODEL: ${{ inputs.model }}"));
+//! assert_eq!(ActionMetadata::from_yaml(&yaml)?, meta);
+//! # Ok::<(), flow_publish::Error>(())
+//! ```
+
+mod branding;
+mod error;
+mod generate;
+mod metadata;
+pub mod readme;
+mod validate;
+
+pub use branding::{
+    BRANDING_COLORS, BRANDING_ICONS, OMITTED_ICONS, is_branding_color, is_branding_icon,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use generate::inputs_from_schema;
+pub use metadata::{
+    ActionMetadata, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output, Runs, Step,
+    StringMap, input_env_name,
+};
+pub use validate::{Finding, Severity, Validation, injected_expressions, is_valid_id};
