@@ -1,0 +1,282 @@
+//! The entry point: choose the mode, mask secrets, parse, run, present, exit.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
+
+use crate::cli::{Cli, SECRET_INPUTS};
+use crate::gha;
+use crate::report::{self, Mode, Sinks};
+
+/// Runs `flow` with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    let lookup = |k: &str| std::env::var(k).ok();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut stdout = std::io::stdout().lock();
+    let code = run(args, &lookup, &mut stdout);
+    let _ = stdout.flush();
+    code
+}
+
+/// Runs `flow` with `args` (program name first), reading variables through `lookup` and
+/// printing on `stdout`. Logs and terminal errors go to stderr.
+pub fn run(
+    mut args: Vec<OsString>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stdout: &mut dyn std::io::Write,
+) -> ExitCode {
+    let mode = if gha::is_actions(lookup) {
+        Mode::Actions
+    } else {
+        Mode::Terminal
+    };
+    let mut command = Cli::command();
+    if mode == Mode::Actions {
+        // Before anything else reaches the log: the runner masks these from here on.
+        for line in masks(&command, lookup) {
+            if writeln!(stdout, "{line}").is_err() {
+                return ExitCode::FAILURE;
+            }
+        }
+        command = with_input_env(command, lookup);
+        if args.len() <= 1 {
+            // `flow` alone in a step: the subcommand comes from the `command` input.
+            let words = gha::input(lookup, "command").unwrap_or_else(|| "monitor".to_owned());
+            args.extend(words.split_whitespace().map(OsString::from));
+        }
+    }
+    let matches = match command.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return clap_error(&e, mode, stdout),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_error(&e, mode, stdout),
+    };
+    init_logging(cli.global.log.as_deref(), lookup, mode);
+    let Some(sub) = cli.command else {
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    let json = cli.global.json;
+    let name = sub.name();
+    let result = crate::commands::run(sub, &cli.global, mode)
+        .and_then(|o| report::present(&o, mode, json, &Sinks::from_env(lookup), stdout));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("flow {name}: {e:#}"), mode, stdout),
+    }
+}
+
+/// Prints a failure the mode's way and returns exit code 1.
+fn fail(message: &str, mode: Mode, stdout: &mut dyn std::io::Write) -> ExitCode {
+    match mode {
+        Mode::Actions => {
+            let _ = writeln!(stdout, "{}", gha::command("error", &[], message));
+        }
+        Mode::Terminal => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {message}");
+            }
+        }
+    }
+    ExitCode::FAILURE
+}
+
+fn clap_error(e: &clap::Error, mode: Mode, stdout: &mut dyn std::io::Write) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if mode == Mode::Actions && !informational {
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:"))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let first = message.trim_start_matches("error: ");
+        return fail(first, mode, stdout);
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// The `::add-mask::` lines for every secret input and for the variables those inputs fall
+/// back to (`OPENAI_API_KEY`, `GITHUB_TOKEN`, …).
+pub fn masks(command: &clap::Command, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut vars: Vec<String> = Vec::new();
+    for name in SECRET_INPUTS {
+        vars.push(gha::input_var(name));
+        vars.push(gha::input_var_underscore(name));
+    }
+    for_each_arg(command, &mut |arg| {
+        if arg.get_long().is_some_and(|l| SECRET_INPUTS.contains(&l))
+            && let Some(env) = arg.get_env().and_then(|e| e.to_str())
+        {
+            vars.push(env.to_owned());
+        }
+    });
+    vars.dedup();
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for var in vars {
+        if let Some(value) = lookup(&var)
+            && !seen.contains(&value)
+        {
+            out.extend(gha::add_mask(&value));
+            seen.push(value);
+        }
+    }
+    out
+}
+
+fn for_each_arg(command: &clap::Command, f: &mut dyn FnMut(&clap::Arg)) {
+    for arg in command.get_arguments() {
+        f(arg);
+    }
+    for sub in command.get_subcommands() {
+        for_each_arg(sub, f);
+    }
+}
+
+/// Makes every option also readable from its input variable (`INPUT_MAX-RUNS` or
+/// `INPUT_MAX_RUNS` for `--max-runs`), which then wins over the option's own variable and
+/// default, but not over a flag on the command line.
+pub fn with_input_env(
+    mut command: clap::Command,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> clap::Command {
+    let ids: Vec<(clap::Id, String)> = command
+        .get_arguments()
+        .filter_map(|a| Some((a.get_id().clone(), a.get_long()?.to_owned())))
+        .filter(|(_, long)| long != "help" && long != "version")
+        .collect();
+    for (id, long) in ids {
+        if let Some(var) = gha::input_source(lookup, &long) {
+            command = command.mut_arg(id, |a| a.env(var));
+        }
+    }
+    let subs: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in subs {
+        command = command.mut_subcommand(name, |s| with_input_env(s, lookup));
+    }
+    command
+}
+
+fn init_logging(filter: Option<&str>, lookup: &dyn Fn(&str) -> Option<String>, mode: Mode) {
+    use tracing_subscriber::EnvFilter;
+    let spec = filter
+        .map(str::to_owned)
+        .or_else(|| lookup("RUST_LOG"))
+        .unwrap_or_else(|| "warn".to_owned());
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(mode == Mode::Terminal && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn env_of(cmd: &clap::Command, path: &[&str], long: &str) -> Option<String> {
+        let mut cmd = cmd.clone();
+        for p in path {
+            cmd = cmd.find_subcommand(p).unwrap().clone();
+        }
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .unwrap();
+        arg.get_env().map(|e| e.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn options_read_their_input_variable_in_either_spelling() {
+        let lookup = env(&[
+            ("INPUT_MAX-RUNS", "17"),
+            ("INPUT_OPEN_ISSUES", "true"),
+            ("INPUT_API-KEY", ""),
+            ("INPUT_API_KEY", "sk"),
+            ("INPUT_JSON", "true"),
+            ("INPUT_TAG", "v1"),
+        ]);
+        let cmd = with_input_env(Cli::command(), &lookup);
+        let m = ["monitor"];
+        assert_eq!(
+            env_of(&cmd, &m, "max-runs").as_deref(),
+            Some("INPUT_MAX-RUNS")
+        );
+        assert_eq!(
+            env_of(&cmd, &m, "open-issues").as_deref(),
+            Some("INPUT_OPEN_ISSUES")
+        );
+        // The input replaces the option's own variable (OPENAI_API_KEY) ...
+        assert_eq!(
+            env_of(&cmd, &m, "api-key").as_deref(),
+            Some("INPUT_API_KEY")
+        );
+        // ... which stays when the input is absent.
+        assert_eq!(
+            env_of(&cmd, &m, "github-token").as_deref(),
+            Some("GITHUB_TOKEN")
+        );
+        assert_eq!(env_of(&cmd, &m, "triage"), None);
+        assert_eq!(env_of(&cmd, &[], "json").as_deref(), Some("INPUT_JSON"));
+        assert_eq!(
+            env_of(&cmd, &["publish", "release"], "tag").as_deref(),
+            Some("INPUT_TAG")
+        );
+    }
+
+    #[test]
+    fn secret_inputs_and_their_fallback_variables_are_masked() {
+        let lookup = env(&[
+            ("INPUT_API-KEY", "sk-input"),
+            ("GITHUB_TOKEN", "ghs_env"),
+            ("INPUT_GITHUB_TOKEN", "ghs_env"),
+            ("INPUT_MODEL", "not-secret"),
+        ]);
+        let lines = masks(&Cli::command(), &lookup);
+        assert_eq!(lines, vec!["::add-mask::sk-input", "::add-mask::ghs_env"]);
+    }
+
+    #[test]
+    fn actions_mode_masks_before_anything_and_fails_with_error_command() {
+        let lookup = env(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("INPUT_API_KEY", "sk-123"),
+            ("INPUT_COMMAND", "delegate"),
+        ]);
+        let mut out = Vec::new();
+        let code = run(vec!["flow".into()], &lookup, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(code, ExitCode::FAILURE);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "::add-mask::sk-123", "{text}");
+        assert!(lines[1].starts_with("::error::"), "{text}");
+        assert!(lines[1].contains("--prompt"), "{text}");
+        assert!(!text.contains("sk-123\n") || lines[0].ends_with("sk-123"));
+        assert_eq!(text.matches("sk-123").count(), 1, "{text}");
+    }
+}

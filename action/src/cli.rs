@@ -1,0 +1,521 @@
+//! The command line: `flow delegate | review-issue | monitor | publish …`.
+//!
+//! Each subcommand's options are one struct that derives both [`clap::Args`] (the flags) and
+//! [`schemars::JsonSchema`] (the action inputs): the doc comment of a field is its `--help` line
+//! and its input's description, and the kebab-case flag name is the input name. That is how
+//! `action/action.yml` is generated from this file and cannot drift from it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use schemars::JsonSchema;
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Names of the inputs (and flags) that carry secrets: they are masked with `::add-mask::`
+/// before anything else is printed, and never printed themselves.
+pub const SECRET_INPUTS: &[&str] = &["api-key", "github-token", "redis-url"];
+
+const AFTER_HELP: &str = "\
+Examples:
+  flow monitor                                   # offline, on the bundled sample history
+  flow monitor --repo octo/app --github-token $GITHUB_TOKEN --open-issues
+  flow delegate --prompt 'Ship it?' --choices yes,no
+  flow review-issue --title 'Crash on start' --body 'Stack trace: ...'
+  flow publish metadata --check
+
+In a GitHub Actions step (GITHUB_ACTIONS=true) every option can also come from its input
+variable: --max-runs from INPUT_MAX-RUNS or INPUT_MAX_RUNS. Outputs go to GITHUB_OUTPUT,
+the report to GITHUB_STEP_SUMMARY.";
+
+/// Let autonomous GitHub workflows delegate decisions to an LLM, watch their own health, and
+/// ship themselves as a GitHub Action.
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Default, Args, JsonSchema)]
+#[command(next_help_heading = "Global options")]
+#[schemars(rename_all = "kebab-case")]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout instead of text (logs stay on stderr).
+    #[arg(long, global = true)]
+    #[schemars(default)]
+    pub json: bool,
+    /// Configuration file (flow.toml or .github/flow.yml); found automatically when omitted.
+    #[arg(long, global = true, value_name = "PATH", env = "FLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter for stderr, e.g. `info` or `flow=debug` (also RUST_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask an LLM for a decision: free-form text, one of --choices, or JSON matching --schema.
+    Delegate(DelegateArgs),
+    /// Triage an issue with an LLM: labels, priority and a summary; optionally apply them.
+    ReviewIssue(ReviewIssueArgs),
+    /// Watch workflow health: collect runs, compute KPIs, detect anomalies, open or update
+    /// one issue per problem. Without --repo it runs offline on a bundled sample history.
+    Monitor(MonitorArgs),
+    /// Ship this binary as a GitHub Action: metadata, archives, releases.
+    #[command(subcommand)]
+    Publish(PublishCommand),
+}
+
+impl Command {
+    /// The subcommand's name as typed (`publish release` for nested ones).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Delegate(_) => "delegate",
+            Self::ReviewIssue(_) => "review-issue",
+            Self::Monitor(_) => "monitor",
+            Self::Publish(PublishCommand::Metadata(_)) => "publish metadata",
+            Self::Publish(PublishCommand::Package(_)) => "publish package",
+            Self::Publish(PublishCommand::Release(_)) => "publish release",
+        }
+    }
+}
+
+/// `flow publish …`.
+#[derive(Debug, Subcommand)]
+pub enum PublishCommand {
+    /// Generate action.yml from the binary's typed inputs and validate it.
+    Metadata(MetadataArgs),
+    /// Build the reproducible release archive and its SHA-256 manifest entry.
+    Package(PackageArgs),
+    /// Create or update the GitHub release, upload archives, move the major tag.
+    Release(ReleaseArgs),
+}
+
+/// A secret value from a flag or variable: never printed (`Debug` shows `[redacted]`).
+#[derive(Clone)]
+pub struct Secret(std::sync::Arc<SecretString>);
+
+impl Secret {
+    /// The value, for the one place that sends it (an HTTP header or a connection URL).
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The value as a `SecretString` for the crates below.
+    pub fn to_secret_string(&self) -> SecretString {
+        SecretString::from(self.expose().to_owned())
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(std::sync::Arc::new(SecretString::from(s.to_owned()))))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Which Chat Completions service to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// api.openai.com (or --base-url), key from OPENAI_API_KEY.
+    #[default]
+    Openai,
+    /// GitHub Models, authenticated with the workflow's GITHUB_TOKEN.
+    GithubModels,
+    /// Azure OpenAI: --base-url is the deployment URL.
+    Azure,
+    /// Any compatible server (Ollama, vLLM, LiteLLM) at --base-url; the key is optional.
+    Compatible,
+}
+
+/// Where LLM answers are cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheBackend {
+    /// In this process only.
+    #[default]
+    Memory,
+    /// A Redis server shared by runners (--redis-url).
+    Redis,
+    /// No cache.
+    Off,
+}
+
+/// Options of the LLM client, shared by `delegate`, `review-issue` and `monitor --triage`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[command(next_help_heading = "LLM options")]
+#[schemars(rename_all = "kebab-case")]
+pub struct LlmArgs {
+    /// Chat Completions provider.
+    #[arg(long, value_enum, default_value_t = Provider::Openai, env = "FLOW_PROVIDER")]
+    #[schemars(default = "default_provider")]
+    pub provider: Provider,
+    /// Model name; a comma-separated list falls back left to right.
+    #[arg(long, value_name = "NAME", env = "FLOW_MODEL")]
+    pub model: Option<String>,
+    /// Base URL of the Chat Completions API (OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL", env = "OPENAI_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key (OPENAI_API_KEY); GitHub Models uses --github-token instead. Secret.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true
+    )]
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<Secret>,
+    /// Deadline for one decision, in seconds, retries included.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[schemars(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Response cache backend.
+    #[arg(long, value_enum, default_value_t = CacheBackend::Memory, env = "FLOW_CACHE")]
+    #[schemars(default = "default_cache")]
+    pub cache: CacheBackend,
+    /// How long a cached answer stays fresh, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    #[schemars(default = "default_ttl")]
+    pub cache_ttl_secs: u64,
+    /// Redis URL for --cache redis (FLOW_REDIS_URL). Secret: it may hold a password.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FLOW_REDIS_URL",
+        hide_env_values = true
+    )]
+    #[schemars(with = "Option<String>")]
+    pub redis_url: Option<Secret>,
+}
+
+fn default_provider() -> Provider {
+    Provider::Openai
+}
+fn default_timeout() -> u64 {
+    60
+}
+fn default_cache() -> CacheBackend {
+    CacheBackend::Memory
+}
+fn default_ttl() -> u64 {
+    3600
+}
+fn default_max_runs() -> u32 {
+    200
+}
+fn default_api_url() -> String {
+    "https://api.github.com".to_owned()
+}
+fn default_format() -> ReportFormat {
+    ReportFormat::Text
+}
+
+/// GitHub repository and credentials, shared by the subcommands that talk to GitHub.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[command(next_help_heading = "GitHub options")]
+#[schemars(rename_all = "kebab-case")]
+pub struct GithubArgs {
+    /// Repository as owner/name.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Option<String>,
+    /// GitHub token (GITHUB_TOKEN). Secret.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GITHUB_TOKEN",
+        hide_env_values = true
+    )]
+    #[schemars(with = "Option<String>")]
+    pub github_token: Option<Secret>,
+    /// GitHub REST API base URL (GITHUB_API_URL), for GitHub Enterprise Server.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    #[schemars(default = "default_api_url")]
+    pub api_url: String,
+}
+
+/// `flow delegate`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct DelegateArgs {
+    /// The question or task for the model (required for delegate).
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub prompt: Option<String>,
+    /// System prompt: the role and the rules the model follows.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Comma-separated choices: the answer is exactly one of them.
+    #[arg(
+        long,
+        value_name = "A,B,…",
+        value_delimiter = ',',
+        conflicts_with = "schema"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub choices: Vec<String>,
+    /// JSON Schema (inline JSON, or @path to a file) the answer must match.
+    #[arg(long, value_name = "JSON|@PATH")]
+    pub schema: Option<String>,
+    /// LLM options.
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// `flow review-issue`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct ReviewIssueArgs {
+    /// Issue number in --repo; without it, --title/--body or the event payload are reviewed.
+    #[arg(long, value_name = "N")]
+    pub issue: Option<u64>,
+    /// Issue title, to review text that is not (yet) an issue.
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Issue body, with --title.
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// Apply the triage: add the labels and post the summary as a comment.
+    #[arg(long)]
+    #[schemars(default)]
+    pub apply: bool,
+    /// Repository and credentials.
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub github: GithubArgs,
+    /// LLM options.
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// How `monitor` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// Markdown (what the step summary shows).
+    Markdown,
+    /// Prometheus text exposition.
+    Prometheus,
+}
+
+/// `flow monitor`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct MonitorArgs {
+    /// Read runs from an exported JSON file instead of GitHub (offline).
+    #[arg(long, value_name = "PATH", conflicts_with = "repo")]
+    pub from_file: Option<PathBuf>,
+    /// Only runs of this workflow (name, file name or id).
+    #[arg(long, value_name = "WORKFLOW")]
+    pub workflow: Option<String>,
+    /// Only runs on this branch.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// How many recent runs to read at most.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    #[schemars(default = "default_max_runs")]
+    pub max_runs: u32,
+    /// Telemetry rules file (TOML or YAML); the built-in rules otherwise.
+    #[arg(long, value_name = "PATH")]
+    pub rules: Option<PathBuf>,
+    /// Open or update one GitHub issue per alert (needs --repo and a token).
+    #[arg(long)]
+    #[schemars(default)]
+    pub open_issues: bool,
+    /// Ask the LLM for a triage of each new alert (likely cause, next step).
+    #[arg(long)]
+    #[schemars(default)]
+    pub triage: bool,
+    /// Comma-separated labels for the issues opened.
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
+    #[schemars(with = "Option<String>")]
+    pub labels: Vec<String>,
+    /// Report format on stdout (--json overrides it).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    #[schemars(default = "default_format")]
+    pub format: ReportFormat,
+    /// Repository and credentials; without --repo the bundled sample history is used.
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub github: GithubArgs,
+    /// LLM options (used with --triage).
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// `flow publish metadata`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct MetadataArgs {
+    /// Where to write action.yml (`-` for stdout).
+    #[arg(long, value_name = "PATH", default_value = "action/action.yml")]
+    #[schemars(with = "Option<String>")]
+    pub output: PathBuf,
+    /// Do not write: fail if the file differs from what would be generated.
+    #[arg(long)]
+    #[schemars(default)]
+    pub check: bool,
+}
+
+/// `flow publish package`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct PackageArgs {
+    /// The built binary to package.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Target triple the binary was built for (e.g. x86_64-unknown-linux-gnu).
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Directory for the archives and manifest.json.
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    #[schemars(with = "Option<String>")]
+    pub out_dir: PathBuf,
+    /// Release tag the archives belong to (e.g. v1.2.3).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+/// `flow publish release`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct ReleaseArgs {
+    /// Release tag to create or update (e.g. v1.2.3); the major tag (v1) moves with it.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Directory holding the archives and manifest.json from `publish package`.
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    #[schemars(with = "Option<String>")]
+    pub dist: PathBuf,
+    /// Print the plan without changing anything on GitHub.
+    #[arg(long)]
+    #[schemars(default)]
+    pub dry_run: bool,
+    /// Repository and credentials.
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub github: GithubArgs,
+}
+
+/// The inputs of the composite action: `command` plus the union of every subcommand's options,
+/// in kebab-case. `action/action.yml` is generated from this type.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct ActionInputs {
+    /// What to run: delegate, review-issue, monitor, publish metadata, publish package or
+    /// publish release.
+    #[schemars(default = "default_command")]
+    pub command: String,
+    /// Options every subcommand takes.
+    #[schemars(flatten)]
+    pub global: GlobalArgs,
+    /// `delegate`.
+    #[schemars(flatten)]
+    pub delegate: DelegateArgs,
+    /// `review-issue`.
+    #[schemars(flatten)]
+    pub review: ReviewIssueArgs,
+    /// `monitor`.
+    #[schemars(flatten)]
+    pub monitor: MonitorArgs,
+    /// `publish metadata`.
+    #[schemars(flatten)]
+    pub metadata: MetadataArgs,
+    /// `publish package`.
+    #[schemars(flatten)]
+    pub package: PackageArgs,
+    /// `publish release`.
+    #[schemars(flatten)]
+    pub release: ReleaseArgs,
+}
+
+fn default_command() -> String {
+    "monitor".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let cli = Cli::try_parse_from(["flow", "delegate", "--prompt", "p", "--api-key", "sk-1"])
+            .unwrap();
+        let dbg = format!("{cli:?}");
+        assert!(!dbg.contains("sk-1"), "{dbg}");
+        assert!(dbg.contains("[redacted]"));
+    }
+
+    #[test]
+    fn every_secret_looking_flag_is_listed_as_secret() {
+        let mut seen = Vec::new();
+        fn walk(cmd: &clap::Command, seen: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if let Some(l) = a.get_long() {
+                    seen.push(l.to_owned());
+                }
+            }
+            for s in cmd.get_subcommands() {
+                walk(s, seen);
+            }
+        }
+        walk(&Cli::command(), &mut seen);
+        for name in &seen {
+            let looks_secret = ["key", "token", "password", "redis-url"]
+                .iter()
+                .any(|w| name.contains(w));
+            assert_eq!(
+                looks_secret,
+                SECRET_INPUTS.contains(&name.as_str()),
+                "flag --{name}"
+            );
+        }
+        for s in SECRET_INPUTS {
+            assert!(
+                seen.iter().any(|n| n == s),
+                "secret input {s} is not a flag"
+            );
+        }
+    }
+
+    #[test]
+    fn choices_split_on_commas() {
+        let cli =
+            Cli::try_parse_from(["flow", "delegate", "--prompt", "p", "--choices", "a,b"]).unwrap();
+        let Some(Command::Delegate(d)) = cli.command else {
+            panic!("not delegate")
+        };
+        assert_eq!(d.choices, vec!["a", "b"]);
+    }
+}

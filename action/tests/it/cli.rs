@@ -1,0 +1,78 @@
+//! The built binary, driven as a user or a runner would.
+
+use std::process::Command;
+
+fn flow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flow"));
+    c.env_remove("GITHUB_ACTIONS")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("GITHUB_TOKEN");
+    c
+}
+
+#[test]
+fn version_and_help() {
+    let out = flow().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("flow {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = flow().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for sub in ["delegate", "review-issue", "monitor", "publish"] {
+        assert!(help.contains(sub), "{help}");
+    }
+}
+
+#[test]
+fn help_texts() {
+    let get = |args: &[&str]| {
+        let out = flow().args(args).env("COLUMNS", "100").output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    insta::assert_snapshot!("help", get(&["--help"]));
+    insta::assert_snapshot!("help_monitor", get(&["monitor", "--help"]));
+    insta::assert_snapshot!("help_delegate", get(&["delegate", "--help"]));
+    insta::assert_snapshot!("help_publish", get(&["publish", "--help"]));
+}
+
+#[test]
+fn actions_mode_failure_is_an_error_command_and_exit_1() {
+    let out = flow()
+        .env("GITHUB_ACTIONS", "true")
+        .env("INPUT_COMMAND", "delegate")
+        .env("INPUT_API-KEY", "sk-very-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("::add-mask::sk-very-secret"));
+    let err = lines.next().unwrap();
+    assert!(err.starts_with("::error::"), "{stdout}");
+    assert!(err.contains("--prompt"), "{stdout}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("sk-very-secret"), "{stderr}");
+}
+
+#[test]
+fn actions_mode_reads_inputs_in_both_spellings() {
+    for var in ["INPUT_MAX-RUNS", "INPUT_MAX_RUNS"] {
+        let out = flow()
+            .env("GITHUB_ACTIONS", "true")
+            .env("INPUT_COMMAND", "monitor")
+            .env(var, "lots")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{var}: {stdout}");
+        assert!(
+            stdout.starts_with("::error::")
+                && stdout.contains("lots")
+                && stdout.contains("max-runs"),
+            "{var}: {stdout}"
+        );
+    }
+}

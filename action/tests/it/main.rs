@@ -1,0 +1,4 @@
+//! Integration tests of the `flow` binary and the composite action.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
