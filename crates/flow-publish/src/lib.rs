@@ -53,7 +53,7 @@ pub use branding::{
 pub use error::{Error, ErrorKind, Result};
 pub use generate::inputs_from_schema;
 pub use metadata::{
-    ActionMetadata, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output, Runs, Step,
-    StringMap, input_env_name,
+    ActionMetadata, BoolOrExpression, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output,
+    Runs, Step, StringMap, input_env_name,
 };
 pub use validate::{Finding, Severity, Validation, injected_expressions, is_valid_id};

@@ -248,8 +248,12 @@ pub struct DockerRuns {
     /// `Dockerfile` or `docker://image:tag`.
     #[serde(default)]
     pub image: String,
-    /// Container environment.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Container environment (values read as text).
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "map_scalar_string"
+    )]
     pub env: StringMap,
     /// Container arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -277,6 +281,16 @@ pub struct DockerRuns {
     /// Condition for `post-entrypoint`.
     #[serde(default, rename = "post-if", skip_serializing_if = "Option::is_none")]
     pub post_if: Option<String>,
+}
+
+/// A boolean, or a `${{ }}` expression that evaluates to one (as `continue-on-error:` takes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BoolOrExpression {
+    /// `true` or `false`.
+    Bool(bool),
+    /// An expression such as `${{ inputs.allow-failure == 'true' }}`.
+    Expression(String),
 }
 
 /// One step of a composite action: either a `run:` script or a `uses:` action.
@@ -321,14 +335,13 @@ pub struct Step {
         skip_serializing_if = "Option::is_none"
     )]
     pub working_directory: Option<String>,
-    /// Whether a failure of this step lets the action go on (`true`, `false` or an expression).
+    /// Whether a failure of this step lets the action go on.
     #[serde(
         default,
         rename = "continue-on-error",
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "opt_scalar_string"
+        skip_serializing_if = "Option::is_none"
     )]
-    pub continue_on_error: Option<String>,
+    pub continue_on_error: Option<BoolOrExpression>,
 }
 
 impl Step {

@@ -1,4 +1,13 @@
 //! Integration tests of flow-publish.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod metadata;
+mod samples;
+mod schema_check;
