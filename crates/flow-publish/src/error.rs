@@ -189,7 +189,6 @@ impl Error {
         Self::with_source(kind, err)
     }
 
-    #[allow(dead_code)] // used by the packaging and release modules
     pub(crate) fn input(field: impl Into<String>, expected: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput {
             field: field.into(),
@@ -197,7 +196,6 @@ impl Error {
         })
     }
 
-    #[allow(dead_code)] // used by the packaging module
     pub(crate) fn archive(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Archive {
             message: message.into(),

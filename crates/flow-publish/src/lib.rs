@@ -10,6 +10,12 @@
 //! safety; every [`Finding`] says where (`runs.steps[2].run`) and what was expected. [`readme`]
 //! renders the inputs/outputs tables between markers and checks them.
 //!
+//! # Packaging
+//! [`package()`] builds one reproducible archive per target (tar.gz, or zip for Windows) holding
+//! the binary, `LICENSE` and `README.md`, hashes each with SHA-256 and writes the
+//! [`Manifest`] (`manifest.json`) that the composite action reads; its format is documented in
+//! [`mod@package`].
+//!
 //! ```
 //! use flow_publish::{ActionMetadata, Branding, Runs, Step};
 //!
@@ -44,6 +50,7 @@ mod branding;
 mod error;
 mod generate;
 mod metadata;
+pub mod package;
 pub mod readme;
 mod validate;
 
@@ -55,5 +62,9 @@ pub use generate::inputs_from_schema;
 pub use metadata::{
     ActionMetadata, BoolOrExpression, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output,
     Runs, Step, StringMap, input_env_name,
+};
+pub use package::{
+    ArchiveEntry, ArchiveFormat, ArchiveSpec, Asset, DEFAULT_TARGETS, MANIFEST_NAME, Manifest,
+    ManifestEntry, build_archive, package, sha256_file, sha256_hex, source_date_epoch,
 };
 pub use validate::{Finding, Severity, Validation, injected_expressions, is_valid_id};

@@ -9,5 +9,6 @@
 )]
 
 mod metadata;
+mod package;
 mod samples;
 mod schema_check;
