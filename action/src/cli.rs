@@ -129,7 +129,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Which Chat Completions service to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
     /// api.openai.com (or --base-url), key from OPENAI_API_KEY.
@@ -144,7 +144,7 @@ pub enum Provider {
 }
 
 /// Where LLM answers are cached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CacheBackend {
     /// In this process only.
@@ -309,7 +309,7 @@ pub struct ReviewIssueArgs {
 }
 
 /// How `monitor` prints its report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReportFormat {
     /// Human-readable text.
@@ -325,8 +325,8 @@ pub enum ReportFormat {
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct MonitorArgs {
-    /// Read runs from an exported JSON file instead of GitHub (offline).
-    #[arg(long, value_name = "PATH", conflicts_with = "repo")]
+    /// Read runs from an exported JSON file instead of GitHub (offline; wins over --repo).
+    #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
     /// Only runs of this workflow (name, file name or id).
     #[arg(long, value_name = "WORKFLOW")]
@@ -373,7 +373,7 @@ pub struct MonitorArgs {
 pub struct MetadataArgs {
     /// Where to write action.yml (`-` for stdout).
     #[arg(long, value_name = "PATH", default_value = "action/action.yml")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(default = "default_output")]
     pub output: PathBuf,
     /// Do not write: fail if the file differs from what would be generated.
     #[arg(long)]
@@ -393,9 +393,10 @@ pub struct PackageArgs {
     pub target: Option<String>,
     /// Directory for the archives and manifest.json.
     #[arg(long, value_name = "DIR", default_value = "dist")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(default = "default_dist")]
     pub out_dir: PathBuf,
-    /// Release tag the archives belong to (e.g. v1.2.3).
+    /// Release tag (e.g. v1.2.3): the archives' version for `publish package`; created or
+    /// updated by `publish release`, which also moves the major tag (v1).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
 }
@@ -404,12 +405,13 @@ pub struct PackageArgs {
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct ReleaseArgs {
-    /// Release tag to create or update (e.g. v1.2.3); the major tag (v1) moves with it.
+    /// Release tag (e.g. v1.2.3): the archives' version for `publish package`; created or
+    /// updated by `publish release`, which also moves the major tag (v1).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
     /// Directory holding the archives and manifest.json from `publish package`.
     #[arg(long, value_name = "DIR", default_value = "dist")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(default = "default_dist")]
     pub dist: PathBuf,
     /// Print the plan without changing anything on GitHub.
     #[arg(long)]
@@ -453,6 +455,12 @@ pub struct ActionInputs {
     pub release: ReleaseArgs,
 }
 
+fn default_output() -> PathBuf {
+    PathBuf::from("action/action.yml")
+}
+fn default_dist() -> PathBuf {
+    PathBuf::from("dist")
+}
 fn default_command() -> String {
     "monitor".to_owned()
 }

@@ -19,6 +19,7 @@
 //! assert_eq!(gha::escape_property("a:b,c"), "a%3Ab%2Cc");
 //! ```
 
+pub mod action_yml;
 pub mod app;
 pub mod cli;
 pub mod commands;
