@@ -1,3 +1,82 @@
-//! `flow-telemetry`: Real-time monitoring of GitHub Actions workflows: KPIs, anomaly detection, deduplicated issues.
+//! `flow-telemetry`: real-time monitoring of GitHub Actions workflows — KPIs, streaming anomaly
+//! detection, one deduplicated issue per problem, and reports.
 //!
-//! This crate is being built; see the workspace `ARCHITECTURE.md` for what it will hold.
+//! # Map
+//!
+//! - [`model`]: [`Run`], [`Job`], [`Step`] as GitHub returns them, parsed tolerantly.
+//! - [`source`]: the [`RunSource`] trait; GitHub REST, event payloads, exported files.
+//! - [`kpi`]: pure KPI functions over a window of runs.
+//! - [`alert`]: [`Alert`], [`Fingerprint`], [`Severity`].
+//! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
+//!
+//! # KPI formulas
+//!
+//! Over the completed runs of a group (a workflow, or a workflow × branch or × event) in the
+//! window, sorted by `created_at` then id then attempt; in-progress runs are only counted in
+//! `in_progress`. `n` is the number of completed runs.
+//!
+//! | KPI | formula |
+//! |---|---|
+//! | `count` | `n` |
+//! | `success_rate` | runs concluded `success` / `n` |
+//! | `failure_rate` | runs concluded `failure` with a failed step / `n` (test and build failures) |
+//! | `cancelled_rate`, `timed_out_rate` | runs concluded `cancelled` / `timed_out`, over `n` |
+//! | `error_rate` | (`startup_failure` + runner errors) / `n`; a runner error is a `failure` whose failed job has no failed step |
+//! | duration | `updated_at − run_started_at` (else `− created_at`) of the latest attempt, ms, negatives dropped |
+//! | queue time | `run_started_at − created_at` of first attempts only, ms, negatives dropped |
+//! | `pXX` | nearest rank: the value at 1-based rank `⌈XX/100 · m⌉` of the `m` sorted values |
+//! | `mean` | arithmetic mean |
+//! | `rerun_rate` | runs with `run_attempt > 1` / `n` |
+//! | `flaky_rate` | flaky SHAs / distinct non-empty head SHAs; a SHA is flaky when a success follows a failed run of it, or a success has `run_attempt > 1` (its earlier attempt failed) |
+//! | `mttr_ms` | on the default branch: mean over incidents of (completion of the first success after a failure − completion of the first failure of the incident); unrecovered incidents are not counted |
+//! | `longest_failing_streak` | longest run of consecutive failed runs (failure, timed out, error); cancelled and other outcomes neither extend nor break it |
+//! | `throughput_per_day` | `n` / max(1, (last `created_at` − first `created_at`) in days) |
+//!
+//! Jobs ([`kpi::job_kpis`]): duration `completed_at − started_at`, queue `started_at −
+//! created_at`, steps `completed_at − started_at` (a step may start before its job's recorded
+//! start; only negative spans are dropped).
+//!
+//! # Example
+//!
+//! ```
+//! use flow_telemetry::{kpi, model::{Conclusion, Run, RunId, RunStatus}};
+//!
+//! let run = |id: u64, conclusion: Conclusion, secs: i64| Run {
+//!     id: RunId(id),
+//!     name: "CI".into(),
+//!     head_branch: "main".into(),
+//!     status: RunStatus::Completed,
+//!     conclusion: Some(conclusion),
+//!     created_at: Some(id as i64 * 60_000),
+//!     run_started_at: Some(id as i64 * 60_000),
+//!     updated_at: Some(id as i64 * 60_000 + secs * 1000),
+//!     ..Run::default()
+//! };
+//! let runs = [
+//!     run(1, Conclusion::Success, 100),
+//!     run(2, Conclusion::Failure, 120),
+//!     run(3, Conclusion::Success, 110),
+//! ];
+//! let k = kpi::kpis(&runs, kpi::GroupBy::Workflow, "main");
+//! assert_eq!(k[0].values.count, 3);
+//! assert!((k[0].values.failure_rate - 1.0 / 3.0).abs() < 1e-9);
+//! assert_eq!(k[0].values.duration_ms.unwrap().p50, 110_000);
+//! // From the failure's completion (2 min + 120 s) to the next success's (3 min + 110 s).
+//! assert_eq!(k[0].values.mttr_ms, Some(50_000.0));
+//! ```
+
+pub mod alert;
+pub mod error;
+pub mod kpi;
+pub mod model;
+pub mod sink;
+pub mod source;
+pub mod time;
+
+pub use alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
+pub use error::{Error, ErrorKind, Result};
+pub use kpi::{GroupBy, KpiValues, Kpis, RunFacts, Summary};
+pub use model::{Conclusion, Job, Outcome, Run, RunId, RunStatus, Step, WorkflowId};
+pub use sink::{DryRunSink, IssueAction, IssueSink};
+pub use source::{RunPage, RunQuery, RunSource};
+pub use time::{Clock, ManualClock, Sleeper, SystemClock, TokioSleeper};

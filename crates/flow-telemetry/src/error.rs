@@ -1,0 +1,133 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong; callers match on this through [`Error::kind`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Input (a file, a payload, an API body) could not be parsed.
+    #[error("cannot parse {what}: {detail}")]
+    Parse {
+        /// What was being parsed (file name, payload kind, endpoint).
+        what: String,
+        /// What was expected and what was found.
+        detail: String,
+    },
+    /// A rules file has an unknown key or an invalid value.
+    #[error("invalid rules: `{key}`: {detail}")]
+    Config {
+        /// Dotted path of the offending key.
+        key: String,
+        /// What was expected.
+        detail: String,
+    },
+    /// The GitHub API answered with an unexpected status.
+    #[error("github api: {method} {path} answered {status}: {message}")]
+    Http {
+        /// HTTP method.
+        method: String,
+        /// Request path (never carries credentials).
+        path: String,
+        /// HTTP status code.
+        status: u16,
+        /// GitHub's `message` field, if any.
+        message: String,
+    },
+    /// Rate limited and the retry budget is spent.
+    #[error("github api rate limit: retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// How long GitHub asked to wait, in milliseconds.
+        retry_after_ms: u64,
+    },
+    /// The connection failed before a response arrived.
+    #[error("github api transport: {0}")]
+    Transport(String),
+    /// A local file could not be read or written.
+    #[error("io on {path}: {detail}")]
+    Io {
+        /// The file path.
+        path: String,
+        /// The OS error.
+        detail: String,
+    },
+    /// An argument was out of its documented range.
+    #[error("invalid argument `{name}`: {detail}")]
+    InvalidArgument {
+        /// Argument name.
+        name: String,
+        /// What was expected.
+        detail: String,
+    },
+}
+
+/// The error of every fallible operation in this crate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(transparent)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+impl Error {
+    /// Builds an error of the given kind.
+    pub fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind: Box::new(kind),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// True when retrying the same call later may succeed (rate limits, 5xx, transport).
+    pub fn is_retryable(&self) -> bool {
+        match &*self.kind {
+            ErrorKind::RateLimited { .. } | ErrorKind::Transport(_) => true,
+            ErrorKind::Http { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// How long the server asked to wait before retrying, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match &*self.kind {
+            ErrorKind::RateLimited { retry_after_ms } => {
+                Some(Duration::from_millis(*retry_after_ms))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn parse(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::Parse {
+            what: what.into(),
+            detail: detail.to_string(),
+        })
+    }
+
+    #[allow(dead_code)] // used by the rules module
+    pub(crate) fn config(key: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config {
+            key: key.into(),
+            detail: detail.into(),
+        })
+    }
+
+    pub(crate) fn invalid(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument {
+            name: name.into(),
+            detail: detail.into(),
+        })
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}

@@ -1,0 +1,1 @@
+//! GitHub issues sink (in progress).

@@ -1,0 +1,1 @@
+//! GitHub REST source (in progress).

@@ -1,0 +1,1 @@
+//! Incremental sync (in progress).

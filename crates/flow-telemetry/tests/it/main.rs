@@ -1,0 +1,13 @@
+//! Integration tests of flow-telemetry.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod events;
+mod kpi_props;
+
+/// Reads a fixture from `tests/fixtures`.
+pub(crate) fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
