@@ -1,3 +1,85 @@
-//! `flow-llm`: Delegate decisions to an LLM over Chat Completions: typed answers, retries, fallback, cache, budgets.
+//! `flow-llm`: delegate decisions to an LLM over Chat Completions, and get back a typed answer
+//! or a clear error, quickly and cheaply, even when the API misbehaves.
 //!
-//! This crate is being built; see the workspace `ARCHITECTURE.md` for what it will hold.
+//! - [`protocol`]: the wire types ([`ChatRequest`], [`ChatResponse`], [`Usage`]...), lenient
+//!   where servers differ.
+//! - [`ChatModel`]: the seam. [`HttpClient`] implements it for OpenAI, GitHub Models, Azure
+//!   OpenAI and any compatible server ([`ClientConfig`], also from the environment); the
+//!   decorators [`Retry`], [`Fallback`] and [`Budgeted`] wrap any `ChatModel`.
+//! - [`delegate()`]: a typed answer `T: JsonSchema + DeserializeOwned`, with the schema in
+//!   OpenAI's strict subset ([`schema`]), checked locally and asked again once on a mismatch;
+//!   [`review_issue`] is a ready-made decision.
+//! - [`prompt`]: validation, auto-conversion, `{{variable}}` templates and `.prompt.yml` files.
+//! - [`Quirks`]: reasoning models get `max_completion_tokens` and no sampling knobs.
+//!
+//! A stack reads like tower layers: `Budgeted<Fallback>` over `Retry<HttpClient>`s.
+//!
+//! # Example
+//!
+//! A typed decision from a model; here a stand-in `ChatModel`, where a program would use
+//! `HttpClient::from_env()?.with_retry(RetryPolicy::default())`.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use flow_llm::{ChatModel, ChatRequest, ChatResponse, Message, ResponseFormat, delegate};
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct Next {
+//!     fix: String,
+//!     urgent: bool,
+//! }
+//!
+//! struct Canned;
+//!
+//! #[async_trait]
+//! impl ChatModel for Canned {
+//!     async fn complete(&self, req: &ChatRequest) -> flow_llm::Result<ChatResponse> {
+//!         // The request carries the strict schema of `Next`.
+//!         assert!(matches!(req.response_format, Some(ResponseFormat::JsonSchema { .. })));
+//!         Ok(serde_json::from_str(r#"{"choices":[{"message":{"content":
+//!             "{\"fix\":\"the flaky test\",\"urgent\":true}"},"finish_reason":"stop"}]}"#)
+//!             .map_err(|e| flow_llm::Error::new(flow_llm::ErrorKind::InvalidResponse, e.to_string()))?)
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let request = ChatRequest::new("gpt-4o-mini").message(Message::user("What should be fixed next?"));
+//! let decision = delegate::<Next>(&Canned, request).await?;
+//! assert_eq!(decision.value.fix, "the flaky test");
+//! assert!(decision.value.urgent);
+//! # Ok::<(), flow_llm::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod budget;
+mod client;
+mod config;
+mod delegate;
+mod error;
+mod fallback;
+mod model;
+mod preset;
+pub mod prompt;
+pub mod protocol;
+mod quirks;
+pub mod redact;
+mod retry;
+pub mod schema;
+
+pub use budget::{Accounting, Budget, Budgeted, Totals};
+pub use client::HttpClient;
+pub use config::{
+    ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, GITHUB_MODELS_BASE_URL,
+    OPENAI_BASE_URL, Provider,
+};
+pub use delegate::{AnswerMode, Decision, delegate, delegate_with};
+pub use error::{ApiFailure, Error, ErrorKind, Result};
+pub use fallback::Fallback;
+pub use model::{ChatModel, ChatModelExt};
+pub use preset::{REVIEW_ISSUE_SYSTEM_PROMPT, ReviewVerdict, review_issue, review_issue_with};
+pub use protocol::{
+    CacheStatus, CallOptions, ChatRequest, ChatResponse, Choice, FinishReason, Message,
+    ReasoningEffort, ResponseFormat, ResponseMeta, Role, Tool, ToolCall, ToolChoice, Usage,
+};
+pub use quirks::{ModelQuirks, Quirks};
+pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};

@@ -1,0 +1,66 @@
+//! The `ChatModel` seam: one Chat Completions call. The HTTP client and every decorator
+//! implement it, so a stack is composed like tower layers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::protocol::{ChatRequest, ChatResponse};
+
+/// Something that answers a Chat Completions request: the HTTP client, a decorator around
+/// another `ChatModel`, or a test double.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// Answers `request`.
+    ///
+    /// # Errors
+    /// An [`crate::Error`] whose predicates (`is_retryable`, `is_fallbackable`, `retry_after`)
+    /// tell the decorators what to do.
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse>;
+}
+
+#[async_trait]
+impl<M: ChatModel + ?Sized> ChatModel for Arc<M> {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        (**self).complete(request).await
+    }
+}
+
+#[async_trait]
+impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        (**self).complete(request).await
+    }
+}
+
+#[async_trait]
+impl<M: ChatModel + ?Sized> ChatModel for &M {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        (**self).complete(request).await
+    }
+}
+
+/// Wraps a model in the decorators of this crate, like tower's `ServiceBuilder`:
+/// `client.with_retry(policy).with_budget(budget)`.
+pub trait ChatModelExt: ChatModel + Sized {
+    /// Retries with `policy`.
+    fn with_retry(self, policy: crate::retry::RetryPolicy) -> crate::retry::Retry<Self> {
+        crate::retry::Retry::new(self, policy)
+    }
+
+    /// Counts usage and enforces `budget`.
+    fn with_budget(self, budget: crate::budget::Budget) -> crate::budget::Budgeted<Self> {
+        crate::budget::Budgeted::new(self, budget)
+    }
+
+    /// Tries `next` (with the request's model) when this one fails with a fallbackable error.
+    fn or_fallback(self, next: impl ChatModel + 'static) -> crate::fallback::Fallback
+    where
+        Self: 'static,
+    {
+        crate::fallback::Fallback::new(self).then(next)
+    }
+}
+
+impl<M: ChatModel + Sized> ChatModelExt for M {}
