@@ -49,9 +49,11 @@
 mod branding;
 mod error;
 mod generate;
+mod github;
 mod metadata;
 pub mod package;
 pub mod readme;
+mod release;
 mod validate;
 
 pub use branding::{
@@ -59,6 +61,7 @@ pub use branding::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use generate::inputs_from_schema;
+pub use github::{DEFAULT_API_BASE, GitHubPublisher};
 pub use metadata::{
     ActionMetadata, BoolOrExpression, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output,
     Runs, Step, StringMap, input_env_name,
@@ -66,5 +69,8 @@ pub use metadata::{
 pub use package::{
     ArchiveEntry, ArchiveFormat, ArchiveSpec, Asset, DEFAULT_TARGETS, MANIFEST_NAME, Manifest,
     ManifestEntry, build_archive, package, sha256_file, sha256_hex, source_date_epoch,
+};
+pub use release::{
+    DryRunPublisher, Publisher, ReleasePlan, ReleaseReport, ReleaseStep, changelog_section,
 };
 pub use validate::{Finding, Severity, Validation, injected_expressions, is_valid_id};

@@ -10,5 +10,6 @@
 
 mod metadata;
 mod package;
+mod release;
 mod samples;
 mod schema_check;
