@@ -2,7 +2,7 @@
 # Install step of the composite action (action.yml, step `install`).
 #
 # Picks the release archive for this runner's OS and architecture from the committed manifest
-# ($GITHUB_ACTION_PATH/manifest.json), downloads it with curl, verifies its SHA-256 and fails
+# ($GITHUB_ACTION_PATH/manifest.json, written by `flow publish package`), downloads it with curl, verifies its SHA-256 and fails
 # closed on a mismatch, then unpacks it into the runner's tool cache
 # ($RUNNER_TOOL_CACHE/flow/<version>/<arch>, marked complete with <arch>.complete as
 # @actions/tool-cache does) so later jobs on the same runner skip the download.
@@ -12,7 +12,7 @@
 #
 # Inputs (env): RUNNER_OS, RUNNER_ARCH, RUNNER_TOOL_CACHE, RUNNER_TEMP, GITHUB_ACTION_PATH,
 # GITHUB_OUTPUT; INPUT_DOWNLOAD_BASE_URL or FLOW_DOWNLOAD_BASE_URL (base URL; the archive is
-# <base>/<tag>/<file>); FLOW_ACTION_REPOSITORY (for the default base URL).
+# <base>/v<version>/<asset>); FLOW_ACTION_REPOSITORY (for the default base URL).
 set -euo pipefail
 
 out() { printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"; }
@@ -27,42 +27,48 @@ die() {
 }
 
 manifest="$GITHUB_ACTION_PATH/manifest.json"
+# Candidate target triples for this runner, preferred first (static musl builds on Linux).
 case "${RUNNER_OS:-}/${RUNNER_ARCH:-}" in
-    Linux/X64) target=x86_64-unknown-linux-gnu ;;
-    Linux/ARM64) target=aarch64-unknown-linux-gnu ;;
-    macOS/X64) target=x86_64-apple-darwin ;;
-    macOS/ARM64) target=aarch64-apple-darwin ;;
-    Windows/X64) target=x86_64-pc-windows-msvc ;;
+    Linux/X64) targets="x86_64-unknown-linux-musl x86_64-unknown-linux-gnu" ;;
+    Linux/ARM64) targets="aarch64-unknown-linux-musl aarch64-unknown-linux-gnu" ;;
+    macOS/X64) targets="x86_64-apple-darwin" ;;
+    macOS/ARM64) targets="aarch64-apple-darwin" ;;
+    Windows/X64) targets="x86_64-pc-windows-msvc" ;;
     *) no_release "no release archive is built for ${RUNNER_OS:-?}/${RUNNER_ARCH:-?}" ;;
 esac
 [ -f "$manifest" ] || no_release "no release manifest at $manifest"
 
-# One line: version, tag, file, sha256 of the archive for $target (empty when none).
+# The manifest is flow-publish's: {"version": "1.2.3", "targets": {"<triple>": {"asset": "<file>",
+# "sha256": "<hex>"}}}. Prints "version<TAB>asset<TAB>sha256" for target $1, or nothing.
 select_archive() {
     if command -v jq >/dev/null 2>&1; then
-        jq -r --arg t "$target" '
-            . as $m | ($m.archives // [])[] | select(.target == $t)
-            | [$m.version, ($m.tag // ("v" + $m.version)), .file, .sha256] | @tsv' "$manifest" | head -n 1
+        jq -r --arg t "$1" '.version as $v | (.targets // {})[$t] // empty
+            | [$v, .asset, .sha256] | @tsv' "$manifest"
     elif command -v python3 >/dev/null 2>&1; then
-        python3 - "$manifest" "$target" <<'PY'
+        python3 - "$manifest" "$1" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
-for a in m.get("archives") or []:
-    if a.get("target") == sys.argv[2]:
-        print("\t".join([m["version"], m.get("tag") or "v" + m["version"], a["file"], a["sha256"]]))
-        break
+e = (m.get("targets") or {}).get(sys.argv[2])
+if e:
+    print("\t".join([m["version"], e["asset"], e["sha256"]]))
 PY
     else
         die "reading $manifest needs jq or python3"
     fi
 }
-line="$(select_archive)" || die "$manifest is not a valid release manifest"
-[ -n "$line" ] || no_release "the manifest has no archive for $target"
-IFS=$'\t' read -r version tag file sha256 <<<"$line"
+line=""
+for target in $targets; do
+    line="$(select_archive "$target")" || die "$manifest is not a valid release manifest"
+    [ -z "$line" ] || break
+done
+[ -n "$line" ] || no_release "the release manifest has no archive for $targets"
+IFS=$'\t' read -r version file sha256 <<<"$line"
+tag="v$version"
 case "$file" in */* | ..* | "") die "manifest entry for $target has an unsafe file name: $file" ;; esac
+case "$version" in *[!0-9A-Za-z.+-]* | "") die "manifest version is not a version: $version" ;; esac
 case "$sha256" in
-    [0-9a-f]*) [ "${#sha256}" -eq 64 ] || die "manifest entry for $target: sha256 must be 64 hex digits" ;;
-    *) die "manifest entry for $target: sha256 must be 64 hex digits" ;;
+    *[!0-9a-f]*) die "manifest entry for $target: sha256 must be 64 lower-case hex digits" ;;
+    *) [ "${#sha256}" -eq 64 ] || die "manifest entry for $target: sha256 must be 64 lower-case hex digits" ;;
 esac
 
 exe=flow

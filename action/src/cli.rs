@@ -395,6 +395,14 @@ pub struct PackageArgs {
     #[arg(long, value_name = "DIR", default_value = "dist")]
     #[schemars(default = "default_dist")]
     pub out_dir: PathBuf,
+    /// License file put in the archive.
+    #[arg(long, value_name = "PATH", default_value = "LICENSE")]
+    #[schemars(default = "default_license")]
+    pub license: PathBuf,
+    /// README put in the archive.
+    #[arg(long, value_name = "PATH", default_value = "README.md")]
+    #[schemars(default = "default_readme")]
+    pub readme: PathBuf,
     /// Release tag (e.g. v1.2.3): the archives' version for `publish package`; created or
     /// updated by `publish release`, which also moves the major tag (v1).
     #[arg(long, value_name = "TAG")]
@@ -457,6 +465,12 @@ pub struct ActionInputs {
 
 fn default_output() -> PathBuf {
     PathBuf::from("action/action.yml")
+}
+fn default_license() -> PathBuf {
+    PathBuf::from("LICENSE")
+}
+fn default_readme() -> PathBuf {
+    PathBuf::from("README.md")
 }
 fn default_dist() -> PathBuf {
     PathBuf::from("dist")

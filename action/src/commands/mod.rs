@@ -1,6 +1,8 @@
 //! The subcommands, each turning parsed options into an [`Outcome`].
 
-use crate::cli::{Command, GlobalArgs};
+mod publish;
+
+use crate::cli::{Command, GlobalArgs, PublishCommand};
 use crate::report::{Mode, Outcome};
 
 /// Runs one subcommand.
@@ -10,5 +12,9 @@ use crate::report::{Mode, Outcome};
 #[allow(clippy::needless_pass_by_value)] // the subcommands consume their options
 pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<Outcome> {
     let _ = (global, mode);
-    anyhow::bail!("`{}` is not wired to its crate yet", command.name())
+    match command {
+        Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
+        Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
+        other => anyhow::bail!("`{}` is not wired to its crate yet", other.name()),
+    }
 }

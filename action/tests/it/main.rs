@@ -3,3 +3,4 @@
 
 mod action_yml;
 mod cli;
+mod harness;

@@ -1,0 +1,507 @@
+//! Runs the committed composite action's steps with bash, as the runner would, against a local
+//! HTTP server that serves a release archive built by flow-publish from the real `flow` binary.
+//!
+//! The mini-runner below evaluates exactly the expressions `action.yml` uses (`inputs.*`,
+//! `github.*`, `runner.*`, `steps.*.outputs.*`, `||`, `!=`); an expression it does not know fails
+//! the test, so action.yml cannot grow a construct the harness silently ignores.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flow_publish::{ActionMetadata, ArchiveSpec, Manifest, ManifestEntry};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TARGET: &str = "x86_64-unknown-linux-musl";
+const VERSION: &str = "0.1.0";
+
+/// A temporary copy of the action (action.yml + scripts) with a fixture manifest, and the
+/// runner's directories.
+struct Runner {
+    dir: tempfile::TempDir,
+    meta: ActionMetadata,
+    inputs: HashMap<String, String>,
+    extra_path: Option<PathBuf>,
+}
+
+/// What one run of the action left behind.
+#[derive(Debug)]
+struct Run {
+    /// Per step id: exit code (None when skipped by `if:`).
+    codes: Vec<(String, Option<i32>)>,
+    /// Per step id: its outputs.
+    step_outputs: HashMap<String, HashMap<String, String>>,
+    /// The action's outputs.
+    outputs: HashMap<String, String>,
+    /// Everything the steps printed on stdout.
+    stdout: String,
+    /// The step summary.
+    summary: String,
+}
+
+impl Run {
+    fn code(&self, step: &str) -> Option<i32> {
+        self.codes
+            .iter()
+            .find(|(s, _)| s == step)
+            .and_then(|(_, c)| *c)
+    }
+    fn ran(&self, step: &str) -> bool {
+        self.codes.iter().any(|(s, c)| s == step && c.is_some())
+    }
+}
+
+fn action_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+impl Runner {
+    fn new(manifest: &Manifest) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let action = dir.path().join("action");
+        std::fs::create_dir_all(action.join("scripts")).unwrap();
+        std::fs::copy(action_dir().join("action.yml"), action.join("action.yml")).unwrap();
+        for entry in std::fs::read_dir(action_dir().join("scripts")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), action.join("scripts").join(entry.file_name())).unwrap();
+        }
+        std::fs::write(action.join("manifest.json"), manifest.to_json().unwrap()).unwrap();
+        for d in ["toolcache", "temp", "workspace"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let meta = ActionMetadata::read(action.join("action.yml")).unwrap();
+        Self {
+            dir,
+            meta,
+            inputs: HashMap::new(),
+            extra_path: None,
+        }
+    }
+
+    fn input(mut self, id: &str, value: impl Into<String>) -> Self {
+        assert!(
+            self.meta.inputs.contains_key(id),
+            "action.yml has no input {id}"
+        );
+        self.inputs.insert(id.to_owned(), value.into());
+        self
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Evaluates one expression (without `${{ }}`).
+    fn eval(&self, expr: &str, steps: &HashMap<String, HashMap<String, String>>) -> String {
+        let expr = expr.trim();
+        if let Some((a, b)) = expr.split_once("||") {
+            let a = self.eval(a, steps);
+            return if a.is_empty() { self.eval(b, steps) } else { a };
+        }
+        if let Some((a, b)) = expr.split_once("!=") {
+            return (self.eval(a, steps) != self.eval(b, steps)).to_string();
+        }
+        if let Some(lit) = expr.strip_prefix('\'').and_then(|e| e.strip_suffix('\'')) {
+            return lit.to_owned();
+        }
+        let parts: Vec<&str> = expr.split('.').collect();
+        match parts.as_slice() {
+            ["inputs", id] => {
+                let input = self
+                    .meta
+                    .inputs
+                    .get(*id)
+                    .unwrap_or_else(|| panic!("unknown input {id}"));
+                match self.inputs.get(*id) {
+                    Some(v) => v.clone(),
+                    None => self.interpolate(input.default.as_deref().unwrap_or(""), steps),
+                }
+            }
+            ["steps", id, "outputs", name] => steps
+                .get(*id)
+                .and_then(|o| o.get(*name))
+                .cloned()
+                .unwrap_or_default(),
+            ["github", "action_repository"] => "flow-orchestrator/flow-orchestrator".into(),
+            ["github", "repository"] => "octo/app".into(),
+            ["github", "token"] => "ghs_harness_token".into(),
+            ["runner", "os"] => "Linux".into(),
+            ["runner", "arch"] => "X64".into(),
+            _ => panic!("the harness does not know the expression `{expr}`"),
+        }
+    }
+
+    /// Replaces every `${{ … }}` in `text`.
+    fn interpolate(&self, text: &str, steps: &HashMap<String, HashMap<String, String>>) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("}}").expect("unclosed ${{") + start;
+            out.push_str(&self.eval(&rest[start + 3..end], steps));
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn run(&self) -> Run {
+        let action = self.path("action");
+        let summary = self.path("summary.md");
+        std::fs::write(&summary, "").unwrap();
+        let mut steps: HashMap<String, HashMap<String, String>> = HashMap::new();
+        let mut codes = Vec::new();
+        let mut stdout = String::new();
+        let mut failed = false;
+        for (i, step) in self.meta.steps().iter().enumerate() {
+            let id = step.id.clone().unwrap_or_else(|| format!("step{i}"));
+            // Composite steps run only while all before succeeded (`success()` is implied).
+            let wanted = step
+                .if_
+                .as_deref()
+                .is_none_or(|cond| self.eval(cond, &steps) == "true");
+            if failed || !wanted {
+                codes.push((id, None));
+                continue;
+            }
+            let output_file = self.path(&format!("output-{id}"));
+            std::fs::write(&output_file, "").unwrap();
+            let script = self.path(&format!("{id}.sh"));
+            std::fs::write(&script, step.run.as_deref().expect("a run step")).unwrap();
+            assert_eq!(step.shell.as_deref(), Some("bash"));
+            let mut path_var = std::env::var("PATH").unwrap_or_default();
+            if let Some(extra) = &self.extra_path {
+                path_var = format!("{}:{path_var}", extra.display());
+            }
+            let mut cmd = Command::new("bash");
+            cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
+                .arg(&script)
+                .current_dir(self.path("workspace"))
+                .env_clear()
+                .env("PATH", path_var)
+                .env("HOME", self.dir.path())
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_ACTION_PATH", &action)
+                .env("GITHUB_OUTPUT", &output_file)
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .env("GITHUB_WORKSPACE", self.path("workspace"))
+                .env("RUNNER_OS", "Linux")
+                .env("RUNNER_ARCH", "X64")
+                .env("RUNNER_TEMP", self.path("temp"))
+                .env("RUNNER_TOOL_CACHE", self.path("toolcache"));
+            for (k, v) in &step.env {
+                cmd.env(k, self.interpolate(v, &steps));
+            }
+            let out = cmd.output().unwrap();
+            stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+            stdout.push_str(&String::from_utf8_lossy(&out.stderr));
+            let code = out.status.code();
+            failed = code != Some(0);
+            let text = std::fs::read_to_string(&output_file).unwrap();
+            steps.insert(id.clone(), parse_output_file(&text));
+            codes.push((id, code));
+        }
+        let outputs = self
+            .meta
+            .outputs
+            .iter()
+            .map(|(k, o)| {
+                (
+                    k.clone(),
+                    self.interpolate(o.value.as_deref().unwrap_or(""), &steps),
+                )
+            })
+            .collect();
+        Run {
+            codes,
+            step_outputs: steps,
+            outputs,
+            stdout,
+            summary: std::fs::read_to_string(&summary).unwrap(),
+        }
+    }
+}
+
+/// The runner's reading of a GITHUB_OUTPUT file: `name=value` lines and `name<<DELIM` heredocs.
+fn parse_output_file(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_owned(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    out
+}
+
+/// A release archive of the real binary, built by flow-publish, and its manifest. Built once per
+/// test binary: compressing the debug binary is the slow part of these tests.
+fn fixture_archive(_dir: &Path) -> (Vec<u8>, Manifest) {
+    static FIXTURE: std::sync::OnceLock<(Vec<u8>, Manifest)> = std::sync::OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            build_fixture_archive(dir.path())
+        })
+        .clone()
+}
+
+fn build_fixture_archive(dir: &Path) -> (Vec<u8>, Manifest) {
+    std::fs::write(dir.join("LICENSE"), "MIT OR Apache-2.0\n").unwrap();
+    std::fs::write(dir.join("README.md"), "# flow\n").unwrap();
+    let spec = ArchiveSpec::new(
+        "flow",
+        VERSION,
+        TARGET,
+        env!("CARGO_BIN_EXE_flow"),
+        dir.join("LICENSE"),
+        dir.join("README.md"),
+    )
+    .with_mtime(0);
+    let out = dir.join("dist");
+    std::fs::create_dir_all(&out).unwrap();
+    let (assets, manifest) = flow_publish::package(&[spec], &out).unwrap();
+    let bytes = std::fs::read(&assets[0].path).unwrap();
+    (bytes, manifest)
+}
+
+fn asset_name() -> String {
+    format!("flow-v{VERSION}-{TARGET}.tar.gz")
+}
+
+async fn serve(bytes: Vec<u8>, times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v{VERSION}/{}", asset_name())))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
+        .expect(times)
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn run_blocking(runner: Runner) -> (Runner, Run) {
+    tokio::task::spawn_blocking(move || {
+        let run = runner.run();
+        (runner, run)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installs_verifies_caches_and_runs_with_outputs_and_summary() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 1).await;
+    let runner = Runner::new(&manifest)
+        .input("download-base-url", server.uri())
+        .input("command", "publish metadata")
+        .input("output", "generated.yml")
+        .input("api-key", "sk-harness-secret");
+    let (runner, run) = run_blocking(runner).await;
+
+    assert_eq!(run.code("install"), Some(0), "{}", run.stdout);
+    assert!(!run.ran("fallback"), "{run:?}");
+    assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
+    let bin = runner.path(&format!("toolcache/flow/{VERSION}/x64/flow"));
+    assert_eq!(
+        run.step_outputs["install"]["bin"],
+        bin.display().to_string()
+    );
+    assert!(
+        runner
+            .path(&format!("toolcache/flow/{VERSION}/x64.complete"))
+            .exists()
+    );
+
+    // The binary ran in Actions mode: secret masked first, outputs and summary written.
+    assert!(
+        run.stdout.contains("::add-mask::sk-harness-secret"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches("sk-harness-secret").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.outputs["path"], "generated.yml");
+    let json: serde_json::Value = serde_json::from_str(&run.outputs["json"]).unwrap();
+    assert_eq!(json["changed"], true);
+    assert!(
+        run.summary.contains("### flow publish metadata"),
+        "{}",
+        run.summary
+    );
+    let generated = std::fs::read_to_string(runner.path("workspace/generated.yml")).unwrap();
+    assert_eq!(
+        generated,
+        std::fs::read_to_string(action_dir().join("action.yml")).unwrap()
+    );
+
+    // Second job on the same runner: the tool cache answers, no download (expect(1) above).
+    let (_runner, again) = run_blocking(runner).await;
+    assert_eq!(again.code("install"), Some(0), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("found in the tool cache"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(again.code("run"), Some(0), "{}", again.stdout);
+    server.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checksum_mismatch_fails_closed() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (mut bytes, manifest) = fixture_archive(fixtures.path());
+    // The server hands out a tampered archive: one byte differs.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let server = serve(bytes, 1).await;
+    let runner = Runner::new(&manifest)
+        .input("download-base-url", server.uri())
+        .input("command", "publish metadata");
+    let (runner, run) = run_blocking(runner).await;
+
+    assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("::error title=flow install::SHA-256 mismatch"),
+        "{}",
+        run.stdout
+    );
+    // Nothing after it ran, and nothing was installed.
+    assert!(!run.ran("fallback") && !run.ran("run"), "{run:?}");
+    assert!(!runner.path(&format!("toolcache/flow/{VERSION}")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_digest_that_is_not_hex_fails_closed() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, mut manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 0).await;
+    manifest.targets.insert(
+        TARGET.into(),
+        ManifestEntry {
+            asset: asset_name(),
+            sha256: "not-a-digest".into(),
+        },
+    );
+    let runner = Runner::new(&manifest).input("download-base-url", server.uri());
+    let (_runner, run) = run_blocking(runner).await;
+    assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("64 lower-case hex digits"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.ran("run"));
+    server.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_archive_on_the_server_fails() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (_bytes, manifest) = fixture_archive(fixtures.path());
+    let server = MockServer::start().await; // answers 404 to everything
+    let runner = Runner::new(&manifest).input("download-base-url", server.uri());
+    let (_runner, run) = run_blocking(runner).await;
+    assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
+    assert!(run.stdout.contains("downloading"), "{}", run.stdout);
+    assert!(!run.ran("fallback") && !run.ran("run"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_matching_release_it_builds_from_source_and_runs() {
+    let fixtures = tempfile::tempdir().unwrap();
+    // A fake cargo records its arguments and "installs" the real binary.
+    let bin_dir = fixtures.path().join("fake-bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let log = fixtures.path().join("cargo-args");
+    let fake = format!(
+        "#!/usr/bin/env bash\nset -eu\necho \"$*\" > '{log}'\nroot=''\nwhile [ $# -gt 0 ]; do \
+         if [ \"$1\" = --root ]; then root=\"$2\"; fi; shift; done\nmkdir -p \"$root/bin\"\ncp \
+         '{bin}' \"$root/bin/flow\"\n",
+        log = log.display(),
+        bin = env!("CARGO_BIN_EXE_flow"),
+    );
+    std::fs::write(bin_dir.join("cargo"), fake).unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(bin_dir.join("cargo"))
+        .status()
+        .unwrap();
+    let empty = Manifest {
+        version: VERSION.into(),
+        targets: Default::default(),
+    };
+    let mut runner = Runner::new(&empty)
+        .input("command", "publish metadata")
+        .input("output", "-");
+    runner.extra_path = Some(bin_dir);
+    let (runner, run) = run_blocking(runner).await;
+
+    assert_eq!(run.code("install"), Some(0), "{}", run.stdout);
+    assert_eq!(run.step_outputs["install"]["found"], "false");
+    assert!(
+        run.stdout.contains("::notice title=flow::"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code("fallback"), Some(0), "{}", run.stdout);
+    assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.starts_with(&format!(
+            "install --locked --path {}",
+            runner.path("action").display()
+        )),
+        "{args}"
+    );
+    assert!(
+        run.stdout.contains("name: flow-orchestrator"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_flow_run_prints_an_error_command_and_fails_the_step() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 1).await;
+    let runner = Runner::new(&manifest)
+        .input("download-base-url", server.uri())
+        .input("command", "publish metadata")
+        .input("output", "generated.yml")
+        .input("check", "true");
+    let (_runner, run) = run_blocking(runner).await;
+    assert_eq!(run.code("install"), Some(0), "{}", run.stdout);
+    assert_eq!(run.code("run"), Some(1), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("::error::flow publish metadata: generated.yml is out of date"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_committed_manifest_is_a_flow_publish_manifest() {
+    let text = std::fs::read_to_string(action_dir().join("manifest.json")).unwrap();
+    let manifest = Manifest::from_json(&text).unwrap();
+    assert_eq!(manifest.version, env!("CARGO_PKG_VERSION"));
+}
