@@ -3,7 +3,7 @@
 //!
 //! - [`CacheStore`] is the seam: byte values in an [`Envelope`] (`created_at`, `fresh_until`,
 //!   `stale_until`, unix ms) under a [`Key`]. Backends: [`MemoryStore`] (LRU from the `cached`
-//!   crate, bounded by bytes and entries), `RedisStore` (one `SET … PX` per put, failures are
+//!   crate, bounded by bytes and entries), [`RedisStore`] (one `SET … PX` per put, failures are
 //!   misses) and [`TwoTier`] (memory in front of Redis).
 //! - [`Cache`] is the front: [`Cache::get_or_fetch`] serves a fresh hit at once, runs one fetch
 //!   per key however many callers wait, refreshes stale values and serves them
@@ -51,6 +51,7 @@ mod error;
 mod key;
 mod memory;
 mod metrics;
+mod redis_store;
 mod store;
 
 pub use cache::{Cache, Outcome, Policy, Served};
@@ -60,4 +61,5 @@ pub use error::{Error, ErrorKind, FetchError, Result};
 pub use key::{KEY_VERSION, Key, Namespace};
 pub use memory::{ENTRY_OVERHEAD_BYTES, MemoryConfig, MemoryStore};
 pub use metrics::MetricsSnapshot;
+pub use redis_store::{RedisConfig, RedisStore};
 pub use store::{CacheStore, StoreStats, TwoTier};

@@ -1,5 +1,5 @@
-//! Integration tests for flow-cache: the `Cache` front over the memory store, a model-based
-//! proptest, and the Redis backend against a real `redis-server` the tests start.
+//! Integration tests for flow-cache: the `Cache` front over the memory store, model-based
+//! proptests, and the Redis backend against a real `redis-server` the tests start.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,3 +10,5 @@
 
 mod front;
 mod model;
+mod redis_backend;
+mod redis_server;
