@@ -16,6 +16,15 @@
 //! [`Manifest`] (`manifest.json`) that the composite action reads; its format is documented in
 //! [`mod@package`].
 //!
+//! # Releasing
+//! A [`ReleasePlan`] (version, commit, notes from [`changelog_section`], assets) is carried out
+//! by a [`Publisher`]: [`GitHubPublisher`] (GitHub REST through `reqwest`, configurable API and
+//! upload hosts) or [`DryRunPublisher`] (writes each step to a writer). The flow: draft release →
+//! upload assets → check each asset's `digest` against the local SHA-256 (downloading and
+//! hashing when GitHub omits it) → publish → move the major tag (`v1`) with a forced ref update,
+//! or create it. Reruns resume: the release and matching assets are reused, mismatching or
+//! half-uploaded assets are replaced, and a published immutable release is only verified.
+//!
 //! ```
 //! use flow_publish::{ActionMetadata, Branding, Runs, Step};
 //!
