@@ -17,6 +17,7 @@ pub type StringMap = IndexMap<String, String>;
 
 /// The whole `action.yml`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionMetadata {
     /// The action's name, shown in the Actions tab. Required.
     #[serde(default)]
@@ -43,6 +44,7 @@ pub struct ActionMetadata {
 
 /// One entry of `inputs:`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Input {
     /// What the input is for. Required by GitHub.
     #[serde(default)]
@@ -100,6 +102,7 @@ impl Input {
 
 /// One entry of `outputs:`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Output {
     /// What the output holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +127,7 @@ impl Output {
 /// `branding:`: the Marketplace badge. Values are checked by validation against
 /// [`BRANDING_COLORS`](crate::BRANDING_COLORS) and [`BRANDING_ICONS`](crate::BRANDING_ICONS).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Branding {
     /// A Feather icon name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +214,7 @@ impl<'de> Deserialize<'de> for Runs {
 
 /// `runs:` of a composite action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompositeRuns {
     /// Always `composite`.
     pub using: String,
@@ -220,6 +225,7 @@ pub struct CompositeRuns {
 
 /// `runs:` of a JavaScript action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeRuns {
     /// `node20`, `node24`, ...
     pub using: String,
@@ -242,6 +248,7 @@ pub struct NodeRuns {
 
 /// `runs:` of a container action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DockerRuns {
     /// Always `docker`.
     pub using: String,
@@ -295,6 +302,7 @@ pub enum BoolOrExpression {
 
 /// One step of a composite action: either a `run:` script or a `uses:` action.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     /// Step id, referenced by `steps.<id>.outputs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -593,6 +601,17 @@ mod tests {
         let meta = ActionMetadata::from_yaml(yaml).unwrap();
         assert_eq!(meta.inputs["depth"].default.as_deref(), Some("0"));
         assert_eq!(meta.steps()[0].with["lfs"], "true");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_not_dropped() {
+        let err = ActionMetadata::from_yaml(
+            "name: a\ndescription: b\ninputs:\n  x:\n    description: d\n    require: true\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field `require`"), "{text}");
+        assert!(text.contains("line 6"), "{text}");
     }
 
     #[test]

@@ -297,12 +297,15 @@ fn mentions(expr: &str, context: &str) -> bool {
     false
 }
 
-/// The `${{ }}` expressions of a `run:` body that expand untrusted input.
+/// The `${{ }}` expressions of a `run:` body that expand untrusted input: `inputs.*`,
+/// `github.event.*` and `github.head_ref` (a branch name an attacker chooses).
 #[must_use]
 pub fn injected_expressions(script: &str) -> Vec<&str> {
     expressions(script)
         .into_iter()
-        .filter(|e| mentions(e, "inputs") || mentions(e, "github.event"))
+        .filter(|e| {
+            mentions(e, "inputs") || mentions(e, "github.event") || e.contains("github.head_ref")
+        })
         .collect()
 }
 
@@ -390,6 +393,10 @@ mod tests {
         assert!(injected_expressions("echo \"$INPUT_NAME\" ${{ github.action_path }}").is_empty());
         assert!(injected_expressions("${{ steps.x.outputs.inputs_count }}").is_empty());
         assert!(injected_expressions("${{ github.event_name }}").is_empty());
+        assert_eq!(
+            injected_expressions("git checkout ${{ github.head_ref }}").len(),
+            1
+        );
         assert_eq!(
             injected_expressions("${{ format('{0}', inputs.x) }}").len(),
             1

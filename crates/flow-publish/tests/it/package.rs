@@ -189,3 +189,64 @@ fn packaging_rejects_inconsistent_specs() {
             .contains("without directories")
     );
 }
+
+mod props {
+    use super::*;
+    use flow_publish::{ArchiveEntry, build_archive};
+    use proptest::prelude::*;
+
+    fn entries_strategy() -> impl Strategy<Value = Vec<(String, Vec<u8>, bool)>> {
+        prop::collection::btree_map(
+            "[A-Za-z0-9_.-]{1,12}",
+            (prop::collection::vec(any::<u8>(), 0..2048), any::<bool>()),
+            1..6,
+        )
+        .prop_map(|m| m.into_iter().map(|(k, (d, x))| (k, d, x)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the input order and file timestamps, the archive is the same bytes and holds
+        /// exactly the inputs, sorted.
+        #[test]
+        fn archives_are_a_pure_function_of_names_bytes_modes_and_mtime(
+            files in entries_strategy(),
+            mtime in 0u64..4_000_000_000,
+            windows in any::<bool>(),
+        ) {
+            let src = tempfile::tempdir().unwrap();
+            let entries: Vec<ArchiveEntry> = files
+                .iter()
+                .map(|(name, data, exec)| {
+                    let path = src.path().join(name);
+                    std::fs::write(&path, data).unwrap();
+                    ArchiveEntry { name: name.clone(), source: path, executable: *exec }
+                })
+                .collect();
+            let target = if windows { "x86_64-pc-windows-msvc" } else { "x86_64-unknown-linux-musl" };
+            let spec = |entries: Vec<ArchiveEntry>| ArchiveSpec {
+                name: "t".into(),
+                version: "1.0.0".into(),
+                target: target.into(),
+                entries,
+                mtime,
+            };
+            let mut reversed = entries.clone();
+            reversed.reverse();
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let x = build_archive(&spec(entries), a.path()).unwrap();
+            let y = build_archive(&spec(reversed), b.path()).unwrap();
+            prop_assert_eq!(std::fs::read(&x.path).unwrap(), std::fs::read(&y.path).unwrap());
+            if !windows {
+                let read = read_tar(&x.path);
+                let got: Vec<(String, Vec<u8>, bool)> =
+                    read.into_iter().map(|(n, m, t, d)| {
+                        assert_eq!(t, mtime);
+                        (n, d, m == 0o755)
+                    }).collect();
+                prop_assert_eq!(got, files);
+            }
+        }
+    }
+}
