@@ -279,7 +279,7 @@ pub fn build_archive(spec: &ArchiveSpec, out_dir: &Path) -> Result<Asset> {
     }
     if let Some(bad) = entries
         .iter()
-        .find(|e| e.name.is_empty() || e.name.contains(['/', '\\']))
+        .find(|e| matches!(e.name.as_str(), "" | "." | "..") || e.name.contains(['/', '\\']))
     {
         return Err(Error::input(
             format!("entries[{}]", bad.name),

@@ -180,14 +180,15 @@ fn packaging_rejects_inconsistent_specs() {
             .to_string()
             .contains("each target once")
     );
-    let mut s = specs(&i, "1.2.3", 0);
-    s[0].entries[1].name = "dir/LICENSE".into();
-    assert!(
-        package(&s, out.path())
-            .unwrap_err()
-            .to_string()
-            .contains("without directories")
-    );
+    for bad in ["dir/LICENSE", "..", "."] {
+        let mut s = specs(&i, "1.2.3", 0);
+        s[0].entries[1].name = bad.into();
+        let err = package(&s, out.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("without directories"),
+            "{bad}: {err}"
+        );
+    }
 }
 
 mod props {
@@ -197,7 +198,7 @@ mod props {
 
     fn entries_strategy() -> impl Strategy<Value = Vec<(String, Vec<u8>, bool)>> {
         prop::collection::btree_map(
-            "[A-Za-z0-9_.-]{1,12}",
+            "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,11}",
             (prop::collection::vec(any::<u8>(), 0..2048), any::<bool>()),
             1..6,
         )
