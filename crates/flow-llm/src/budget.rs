@@ -48,7 +48,7 @@ pub struct Totals {
     pub failures: u64,
     /// Retries (attempts beyond the first) of successful calls.
     pub retries: u64,
-    /// Fresh cache hits.
+    /// Fresh cache hits and calls that shared an identical call in flight.
     pub cache_hits: u64,
     /// Stale answers served because every model failed.
     pub stale_answers: u64,
@@ -116,7 +116,7 @@ impl Accounting {
             a.fetch_add(n, Ordering::Relaxed);
         };
         match response.meta.cache {
-            CacheStatus::Hit => return add(&c.cache_hits, 1),
+            CacheStatus::Hit | CacheStatus::Coalesced => return add(&c.cache_hits, 1),
             CacheStatus::Stale => return add(&c.stale_answers, 1),
             CacheStatus::Miss | CacheStatus::Bypass => {}
         }
@@ -210,7 +210,10 @@ impl<M: ChatModel> ChatModel for Budgeted<M> {
         let c = &self.accounting.counters;
         match &result {
             Ok(r) => {
-                if matches!(r.meta.cache, CacheStatus::Hit | CacheStatus::Stale) {
+                if matches!(
+                    r.meta.cache,
+                    CacheStatus::Hit | CacheStatus::Coalesced | CacheStatus::Stale
+                ) {
                     c.reserved.fetch_sub(1, Ordering::AcqRel);
                 }
                 self.accounting.record(r);

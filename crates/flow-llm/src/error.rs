@@ -1,10 +1,11 @@
 //! The crate's one error type and the predicates callers act on.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed cause kept behind an [`Error`].
-type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,13 +56,16 @@ pub struct ApiFailure {
     pub should_retry: Option<bool>,
 }
 
-/// The error of every fallible operation in `flow-llm`.
+/// The error of every fallible operation in `flow-llm`. Cloning is cheap (the source is
+/// shared), so one failure can answer many coalesced callers.
 ///
 /// The message never holds an API key: messages that come from servers are redacted first.
+#[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
@@ -83,7 +87,7 @@ impl Error {
     /// Attaches the underlying cause.
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.inner.source = Some(Box::new(source));
+        self.inner.source = Some(Arc::new(source));
         self
     }
 

@@ -5,14 +5,14 @@
 //!   where servers differ.
 //! - [`ChatModel`]: the seam. [`HttpClient`] implements it for OpenAI, GitHub Models, Azure
 //!   OpenAI and any compatible server ([`ClientConfig`], also from the environment); the
-//!   decorators [`Retry`], [`Fallback`] and [`Budgeted`] wrap any `ChatModel`.
+//!   decorators [`Retry`], [`Fallback`], [`Cached`] and [`Budgeted`] wrap any `ChatModel`.
 //! - [`delegate()`]: a typed answer `T: JsonSchema + DeserializeOwned`, with the schema in
 //!   OpenAI's strict subset ([`schema`]), checked locally and asked again once on a mismatch;
 //!   [`review_issue`] is a ready-made decision.
 //! - [`prompt`]: validation, auto-conversion, `{{variable}}` templates and `.prompt.yml` files.
 //! - [`Quirks`]: reasoning models get `max_completion_tokens` and no sampling knobs.
 //!
-//! A stack reads like tower layers: `Budgeted<Fallback>` over `Retry<HttpClient>`s.
+//! A stack reads like tower layers: `Budgeted<Cached<Fallback>>` over `Retry<HttpClient>`s.
 //!
 //! # Example
 //!
@@ -52,6 +52,7 @@
 //! ```
 
 mod budget;
+mod cached;
 mod client;
 mod config;
 mod delegate;
@@ -67,6 +68,7 @@ mod retry;
 pub mod schema;
 
 pub use budget::{Accounting, Budget, Budgeted, Totals};
+pub use cached::{Cached, DEFAULT_CACHE_TTL, DEFAULT_STALE};
 pub use client::HttpClient;
 pub use config::{
     ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, GITHUB_MODELS_BASE_URL,

@@ -54,6 +54,21 @@ pub trait ChatModelExt: ChatModel + Sized {
         crate::budget::Budgeted::new(self, budget)
     }
 
+    /// Caches answers in `cache`, keys scoped to `scope` (the base URL).
+    ///
+    /// # Errors
+    /// As [`crate::Cached::new`].
+    fn with_cache(
+        self,
+        cache: flow_cache::Cache,
+        scope: impl Into<String>,
+    ) -> Result<crate::cached::Cached<Self>>
+    where
+        Self: 'static,
+    {
+        crate::cached::Cached::new(self, cache, scope)
+    }
+
     /// Tries `next` (with the request's model) when this one fails with a fallbackable error.
     fn or_fallback(self, next: impl ChatModel + 'static) -> crate::fallback::Fallback
     where

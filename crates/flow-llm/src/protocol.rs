@@ -614,6 +614,8 @@ pub enum CacheStatus {
     Miss,
     /// A fresh cached answer.
     Hit,
+    /// An identical call was in flight; this one shared its answer (no API call of its own).
+    Coalesced,
     /// Every model failed and a stale cached answer was served.
     Stale,
 }

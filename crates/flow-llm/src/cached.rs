@@ -1,0 +1,238 @@
+//! The cache decorator over flow-cache: fresh hits, single flight, stale-if-error.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flow_cache::{Cache, FetchError, Key, Lookup, Namespace, Outcome, Policy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::ChatModel;
+use crate::protocol::{CacheStatus, ChatRequest, ChatResponse, ResponseMeta};
+
+/// The default time a cached answer stays fresh.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// The default time after the TTL during which a stale answer may stand in when every model
+/// fails.
+pub const DEFAULT_STALE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What is stored: the response and where it came from.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    response: ChatResponse,
+    provider: String,
+    model: String,
+    fallback_index: usize,
+    request_id: Option<String>,
+    attempts: u32,
+    latency_ms: u64,
+}
+
+impl Stored {
+    fn new(response: ChatResponse) -> Self {
+        Self {
+            provider: response.meta.provider.clone(),
+            model: response.meta.model.clone(),
+            fallback_index: response.meta.fallback_index,
+            request_id: response.meta.request_id.clone(),
+            attempts: response.meta.attempts,
+            latency_ms: u64::try_from(response.meta.latency.as_millis()).unwrap_or(u64::MAX),
+            response,
+        }
+    }
+
+    /// The response with its origin; attempts and latency only for a miss (this call's work).
+    fn into_response(self, cache: CacheStatus) -> ChatResponse {
+        let fresh = cache == CacheStatus::Miss;
+        let mut r = self.response;
+        r.meta = ResponseMeta {
+            provider: self.provider,
+            model: self.model,
+            attempts: if fresh { self.attempts.max(1) } else { 0 },
+            fallback_index: self.fallback_index,
+            cache,
+            request_id: self.request_id,
+            latency: if fresh {
+                Duration::from_millis(self.latency_ms)
+            } else {
+                Duration::ZERO
+            },
+        };
+        r
+    }
+}
+
+/// Feeds serialized JSON straight into the hash, without an intermediate buffer.
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Caches answers of the inner model in a [`flow_cache::Cache`].
+///
+/// - The key is a SHA-256 of the canonical request (the wire JSON: model, messages, every
+///   parameter, the schema; fields in a fixed order) with the scope (the base URL) and the
+///   crate version.
+/// - TTL per call ([`ChatRequest::with_cache_ttl`]); [`ChatRequest::with_no_store`] bypasses
+///   the cache.
+/// - Single flight: identical concurrent calls make one call to the inner model; the others
+///   get [`CacheStatus::Coalesced`].
+/// - Stale-if-error: when the inner model fails with an error another attempt could cure
+///   (retryable or fallbackable: 5xx, 429, timeouts, an exhausted fallback chain) and a stale
+///   answer is within its stale window, it is served with [`CacheStatus::Stale`].
+pub struct Cached<M> {
+    inner: Arc<M>,
+    cache: Cache,
+    namespace: Namespace,
+    scope: String,
+    ttl: Duration,
+    stale: Duration,
+}
+
+impl<M> fmt::Debug for Cached<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cached")
+            .field("scope", &self.scope)
+            .field("ttl", &self.ttl)
+            .field("stale", &self.stale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: ChatModel + 'static> Cached<M> {
+    /// Wraps `inner` with `cache`, keys scoped to `scope` (use the base URL).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if flow-cache rejects the `flow-llm` namespace.
+    pub fn new(inner: M, cache: Cache, scope: impl Into<String>) -> Result<Self> {
+        let namespace = Namespace::new("flow-llm").map_err(|e| {
+            Error::new(
+                ErrorKind::Cache,
+                format!("the cache namespace is invalid: {e}"),
+            )
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            cache,
+            namespace,
+            scope: scope.into(),
+            ttl: DEFAULT_CACHE_TTL,
+            stale: DEFAULT_STALE,
+        })
+    }
+
+    /// Sets the default TTL (a request's own TTL wins).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the stale window after the TTL.
+    #[must_use]
+    pub fn with_stale(mut self, stale: Duration) -> Self {
+        self.stale = stale;
+        self
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The cache key of `request`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] when the request cannot be serialized.
+    pub fn key(&self, request: &ChatRequest) -> Result<Key> {
+        let mut h = Sha256::new();
+        h.update(b"flow-llm\0");
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(b"\0");
+        h.update(self.scope.as_bytes());
+        h.update(b"\0");
+        serde_json::to_writer(HashWriter(&mut h), request).map_err(|e| {
+            Error::new(
+                ErrorKind::Cache,
+                format!("the request could not be hashed for the cache: {e}"),
+            )
+        })?;
+        Ok(self.namespace.key_from_digest(h.finalize().into()))
+    }
+}
+
+fn decode(bytes: &[u8], status: CacheStatus) -> Option<ChatResponse> {
+    serde_json::from_slice::<Stored>(bytes)
+        .ok()
+        .map(|s| s.into_response(status))
+}
+
+#[async_trait]
+impl<M: ChatModel + 'static> ChatModel for Cached<M> {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        if request.options.no_store {
+            return self.inner.complete(request).await;
+        }
+        let key = self.key(request)?;
+        // Fast path: a fresh hit needs no clone of the request.
+        if let Lookup::Fresh(entry) = self.cache.get(&key).await
+            && let Some(r) = decode(&entry.value, CacheStatus::Hit)
+        {
+            tracing::debug!(cache = "hit", key = %key, "flow.llm.cache");
+            return Ok(r);
+        }
+        let policy =
+            Policy::new(request.options.cache_ttl.unwrap_or(self.ttl)).with_stale(self.stale);
+        let inner = Arc::clone(&self.inner);
+        let req = request.clone();
+        let fetch = move || async move {
+            match inner.complete(&req).await {
+                Ok(r) => Ok(Stored::new(r)),
+                Err(e) if e.is_retryable() || e.is_fallbackable() => Err(FetchError::transient(e)),
+                Err(e) => Err(FetchError::permanent(e)),
+            }
+        };
+        let served = self
+            .cache
+            .get_or_fetch_json::<Stored, _, _>(&key, policy, fetch)
+            .await;
+        match served {
+            Ok(s) => {
+                let status = match s.outcome {
+                    Outcome::Hit => CacheStatus::Hit,
+                    Outcome::Coalesced => CacheStatus::Coalesced,
+                    Outcome::StaleIfError => CacheStatus::Stale,
+                    _ => CacheStatus::Miss,
+                };
+                let r = s.value.into_response(status);
+                if status == CacheStatus::Stale {
+                    tracing::warn!(key = %key, "every model failed: serving a stale cached answer");
+                } else {
+                    tracing::debug!(cache = ?status, key = %key, "flow.llm.cache");
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                if let Some(mine) = e.fetch_error().and_then(|f| f.downcast_ref::<Error>()) {
+                    return Err(mine.clone());
+                }
+                Err(
+                    Error::new(ErrorKind::Cache, format!("the answer cache failed: {e}"))
+                        .with_source(e),
+                )
+            }
+        }
+    }
+}
