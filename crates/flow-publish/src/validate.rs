@@ -210,6 +210,12 @@ impl ActionMetadata {
 }
 
 fn validate_steps(steps: &[Step], v: &mut Validation) {
+    if steps.is_empty() {
+        v.error(
+            "runs.steps",
+            "required for a composite action: expected at least one step",
+        );
+    }
     let mut seen = HashSet::new();
     for (i, step) in steps.iter().enumerate() {
         let path = format!("runs.steps[{i}]");

@@ -133,6 +133,8 @@ fn missing_required_fields_are_errors() {
     let mut meta = base();
     meta.runs = None;
     assert_eq!(only_error(&meta).0, "runs");
+    let meta = base().with_runs(Runs::composite(vec![]));
+    assert_eq!(only_error(&meta).0, "runs.steps");
     let meta = base().with_input("x", Input::new(""));
     assert_eq!(only_error(&meta).0, "inputs.x.description");
     // A file without `name:` parses, and validation says what is missing.
