@@ -19,10 +19,11 @@ Regenerate with: cargo run -p flow-action --bin flow -- publish metadata";
 pub struct ActionOutputs {
     /// The subcommand's whole result as JSON (every subcommand sets it).
     pub json: String,
-    /// delegate: the model's answer (text, the chosen choice, or JSON).
+    /// delegate: the model's answer (text, the chosen choice, or JSON); review-issue: the
+    /// message for the issue thread.
     pub answer: String,
-    /// review-issue: comma-separated labels the triage suggests.
-    pub labels: String,
+    /// review-issue: `true` when the evidence shows the issue is resolved, else `false`.
+    pub fixed: String,
     /// monitor: how many alerts are open after this run.
     pub alerts: String,
     /// monitor: URLs of the issues opened or updated, one per line.

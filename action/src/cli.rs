@@ -22,7 +22,7 @@ Examples:
   flow monitor                                   # offline, on the bundled sample history
   flow monitor --repo octo/app --github-token $GITHUB_TOKEN --open-issues
   flow delegate --prompt 'Ship it?' --choices yes,no
-  flow review-issue --title 'Crash on start' --body 'Stack trace: ...'
+  flow review-issue --title 'Crash on start' --evidence 'CI run 42 passed'
   flow publish metadata --check
 
 In a GitHub Actions step (GITHUB_ACTIONS=true) every option can also come from its input
@@ -64,7 +64,7 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Ask an LLM for a decision: free-form text, one of --choices, or JSON matching --schema.
     Delegate(DelegateArgs),
-    /// Triage an issue with an LLM: labels, priority and a summary; optionally apply them.
+    /// Ask an LLM whether an issue is resolved, given the evidence a workflow gathered.
     ReviewIssue(ReviewIssueArgs),
     /// Watch workflow health: collect runs, compute KPIs, detect anomalies, open or update
     /// one issue per problem. Without --repo it runs offline on a bundled sample history.
@@ -171,7 +171,8 @@ pub struct LlmArgs {
     /// Base URL of the Chat Completions API (OPENAI_BASE_URL).
     #[arg(long, value_name = "URL", env = "OPENAI_BASE_URL")]
     pub base_url: Option<String>,
-    /// API key (OPENAI_API_KEY); GitHub Models uses --github-token instead. Secret.
+    /// API key (OPENAI_API_KEY); for github-models a GitHub token (GITHUB_TOKEN when omitted).
+    /// Secret.
     #[arg(
         long,
         value_name = "KEY",
@@ -285,23 +286,17 @@ pub struct DelegateArgs {
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct ReviewIssueArgs {
-    /// Issue number in --repo; without it, --title/--body or the event payload are reviewed.
-    #[arg(long, value_name = "N")]
-    pub issue: Option<u64>,
-    /// Issue title, to review text that is not (yet) an issue.
+    /// Issue title; read from the event payload (GITHUB_EVENT_PATH) of an issue event when
+    /// omitted.
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
-    /// Issue body, with --title.
-    #[arg(long, value_name = "TEXT")]
+    /// Issue body (and discussion), or @path to a file holding it.
+    #[arg(long, value_name = "TEXT|@PATH")]
     pub body: Option<String>,
-    /// Apply the triage: add the labels and post the summary as a comment.
-    #[arg(long)]
-    #[schemars(default)]
-    pub apply: bool,
-    /// Repository and credentials.
-    #[command(flatten)]
-    #[schemars(flatten)]
-    pub github: GithubArgs,
+    /// What the workflow found (commits, test and CI results), or @path to a file (required
+    /// for review-issue).
+    #[arg(long, value_name = "TEXT|@PATH", required = true)]
+    pub evidence: Option<String>,
     /// LLM options.
     #[command(flatten)]
     #[schemars(flatten)]

@@ -1,5 +1,7 @@
 //! The subcommands, each turning parsed options into an [`Outcome`].
 
+mod delegate;
+mod llm;
 mod publish;
 
 use crate::cli::{Command, GlobalArgs, PublishCommand};
@@ -15,6 +17,8 @@ pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<
     match command {
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
+        Command::Delegate(args) => delegate::delegate(&args),
+        Command::ReviewIssue(args) => delegate::review_issue(&args),
         other => anyhow::bail!("`{}` is not wired to its crate yet", other.name()),
     }
 }

@@ -4,3 +4,5 @@
 mod action_yml;
 mod cli;
 mod harness;
+mod llm;
+mod workflows;
