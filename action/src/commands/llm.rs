@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use flow_llm::{ChatModel, ChatModelExt as _, ClientConfig, Fallback, HttpClient, RetryPolicy};
 
-use crate::cli::{LlmArgs, Provider};
+use crate::cli::{CacheBackend, LlmArgs, Provider};
 
 /// A ready model and the request defaults that go with it.
 pub(crate) struct Llm {
@@ -78,6 +78,7 @@ pub(crate) fn build(args: &LlmArgs) -> anyhow::Result<Llm> {
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     config = config.with_timeout(timeout);
     let name = config.model().to_owned();
+    let scope = format!("{}:{}", config.provider().name(), config.base_url());
     let client = || -> anyhow::Result<_> {
         Ok(HttpClient::new(config.clone())?.with_retry(RetryPolicy::default()))
     };
@@ -89,6 +90,27 @@ pub(crate) fn build(args: &LlmArgs) -> anyhow::Result<Llm> {
         Box::new(chain)
     } else {
         Box::new(client()?)
+    };
+    let cache = match args.cache {
+        CacheBackend::Off => None,
+        CacheBackend::Memory => Some(flow_cache::Cache::in_memory(
+            flow_cache::MemoryConfig::new().with_max_bytes(64 << 20),
+        )?),
+        CacheBackend::Redis => {
+            let url = args
+                .redis_url
+                .as_ref()
+                .context("--redis-url (or FLOW_REDIS_URL) is required for --cache redis")?;
+            let store = flow_cache::RedisStore::new(&flow_cache::RedisConfig::new(url.expose()))?;
+            Some(flow_cache::Cache::new(store))
+        }
+    };
+    let model: Box<dyn ChatModel> = match cache {
+        Some(cache) => Box::new(
+            flow_llm::Cached::new(model, cache, scope)?
+                .with_ttl(Duration::from_secs(args.cache_ttl_secs)),
+        ),
+        None => model,
     };
     Ok(Llm {
         model,
