@@ -23,8 +23,12 @@ pub enum AlertKind {
     ConsecutiveFailures,
     /// The EWMA of re-runs (flaky runs passing on a later attempt) crossed its threshold.
     RerunRate,
-    /// A static threshold from the rules was exceeded.
-    Threshold,
+    /// Durations above the static `max_duration_ms`.
+    DurationThreshold,
+    /// Queue times above the static `max_queue_ms`.
+    QueueThreshold,
+    /// The window's failure rate above the static `max_failure_rate`.
+    FailureRateThreshold,
 }
 
 impl AlertKind {
@@ -37,19 +41,23 @@ impl AlertKind {
             Self::FailureRate => "failure_rate",
             Self::ConsecutiveFailures => "consecutive_failures",
             Self::RerunRate => "rerun_rate",
-            Self::Threshold => "threshold",
+            Self::DurationThreshold => "duration_threshold",
+            Self::QueueThreshold => "queue_threshold",
+            Self::FailureRateThreshold => "failure_rate_threshold",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 9] = [
         Self::DurationOutlier,
         Self::DurationShift,
         Self::QueueOutlier,
         Self::FailureRate,
         Self::ConsecutiveFailures,
         Self::RerunRate,
-        Self::Threshold,
+        Self::DurationThreshold,
+        Self::QueueThreshold,
+        Self::FailureRateThreshold,
     ];
 }
 

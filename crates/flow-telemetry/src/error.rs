@@ -110,7 +110,6 @@ impl Error {
         })
     }
 
-    #[allow(dead_code)] // used by the rules module
     pub(crate) fn config(key: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config {
             key: key.into(),

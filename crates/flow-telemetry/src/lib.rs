@@ -7,7 +7,12 @@
 //! - [`source`]: the [`RunSource`] trait; GitHub REST, event payloads, exported files.
 //! - [`kpi`]: pure KPI functions over a window of runs.
 //! - [`alert`]: [`Alert`], [`Fingerprint`], [`Severity`].
+//! - [`detect`], [`monitor`]: streaming detectors and the [`Monitor`] that runs them per
+//!   workflow with a bounded window.
+//! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
 //! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
+//! - [`generator`], [`quality`], [`sample`]: seeded synthetic histories, detection quality,
+//!   and a bundled sample history.
 //!
 //! # KPI formulas
 //!
@@ -66,9 +71,15 @@
 //! ```
 
 pub mod alert;
+pub mod detect;
 pub mod error;
+pub mod generator;
 pub mod kpi;
 pub mod model;
+pub mod monitor;
+pub mod quality;
+pub mod rules;
+pub mod sample;
 pub mod sink;
 pub mod source;
 pub mod time;
@@ -77,6 +88,8 @@ pub use alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use kpi::{GroupBy, KpiValues, Kpis, RunFacts, Summary};
 pub use model::{Conclusion, Job, Outcome, Run, RunId, RunStatus, Step, WorkflowId};
+pub use monitor::{Monitor, Observation};
+pub use rules::{Rules, Thresholds};
 pub use sink::{DryRunSink, IssueAction, IssueSink};
 pub use source::{RunPage, RunQuery, RunSource};
 pub use time::{Clock, ManualClock, Sleeper, SystemClock, TokioSleeper};

@@ -1,8 +1,10 @@
 //! Integration tests of flow-telemetry.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 mod events;
 mod kpi_props;
+mod quality;
+mod sample;
 
 /// Reads a fixture from `tests/fixtures`.
 pub(crate) fn fixture(name: &str) -> String {

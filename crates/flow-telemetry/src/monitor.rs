@@ -1,0 +1,376 @@
+//! The streaming monitor: feeds each completed run to its workflow's detectors and keeps a
+//! bounded window of facts for the KPIs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
+use crate::detect::{Consecutive, Cusum, Ewma, RobustZ, Signal};
+use crate::kpi::{self, GroupKey, Kpis, RunFacts};
+use crate::model::Run;
+use crate::rules::{Rules, Thresholds};
+
+/// What one observed run changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    /// Alerts that started with this run.
+    pub alerts: Vec<Alert>,
+    /// Problems that cleared with this run.
+    pub recovered: Vec<Fingerprint>,
+}
+
+impl Observation {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.recovered.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct WorkflowState {
+    th: Thresholds,
+    window: VecDeque<RunFacts>,
+    window_failures: u32,
+    seen: u64,
+    duration: RobustZ,
+    queue: RobustZ,
+    cusum: Cusum,
+    failure: Ewma,
+    rerun: Ewma,
+    consecutive: Consecutive,
+    over_duration: Consecutive,
+    over_queue: Consecutive,
+    over_failure_rate: bool,
+    streak_start_url: Option<String>,
+}
+
+impl WorkflowState {
+    fn new(th: Thresholds) -> Self {
+        let w = th.baseline_window as usize;
+        let warm = th.warmup as usize;
+        Self {
+            duration: RobustZ::new(w, th.duration_z, th.z_min_consecutive, warm),
+            queue: RobustZ::new(w, th.queue_z, th.z_min_consecutive, warm),
+            cusum: Cusum::new(
+                th.change_point_k,
+                th.change_point_h,
+                th.change_point_clip,
+                th.baseline_window,
+            ),
+            failure: Ewma::new(th.failure_ewma_lambda, th.failure_ewma_threshold, th.warmup),
+            rerun: Ewma::new(th.rerun_ewma_lambda, th.rerun_ewma_threshold, th.warmup),
+            consecutive: Consecutive::new(th.consecutive_failures),
+            over_duration: Consecutive::new(if th.max_duration_ms.is_some() {
+                th.z_min_consecutive
+            } else {
+                0
+            }),
+            over_queue: Consecutive::new(if th.max_queue_ms.is_some() {
+                th.z_min_consecutive
+            } else {
+                0
+            }),
+            over_failure_rate: false,
+            streak_start_url: None,
+            window: VecDeque::new(),
+            window_failures: 0,
+            seen: 0,
+            th,
+        }
+    }
+}
+
+/// Streaming monitor over many workflows. Memory is bounded by the number of workflows times
+/// the rules' `window` and `baseline_window`, never by the history.
+#[derive(Debug)]
+pub struct Monitor {
+    rules: Rules,
+    states: HashMap<String, WorkflowState>,
+    active: BTreeMap<Fingerprint, Alert>,
+}
+
+impl Monitor {
+    /// A monitor applying `rules` (assumed validated, as [`Rules::from_yaml`] does).
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            states: HashMap::new(),
+            active: BTreeMap::new(),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Alerts raised and not yet recovered, by fingerprint.
+    pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.active.values()
+    }
+
+    /// Observes one run. Runs that are not completed are ignored (observe them again once
+    /// they complete). Runs should arrive in completion order per workflow.
+    pub fn observe(&mut self, run: &Run) -> Observation {
+        let mut obs = Observation::default();
+        if !run.is_completed() {
+            return obs;
+        }
+        let key = run.workflow_key();
+        if !self.states.contains_key(key.as_ref()) {
+            let th = self.rules.for_workflow(&key);
+            self.states.insert(key.to_string(), WorkflowState::new(th));
+        }
+        let Some(st) = self.states.get_mut(key.as_ref()) else {
+            return obs;
+        };
+        let facts = RunFacts::from_run(run, &self.rules.default_branch);
+        let cap = self.rules.window as usize;
+        st.seen += 1;
+
+        // KPI window.
+        if st.window.len() == cap
+            && let Some(old) = st.window.pop_front()
+            && old.outcome.is_failed()
+        {
+            st.window_failures -= 1;
+        }
+        st.window.push_back(facts);
+        let failed = facts.outcome.is_failed();
+        if failed {
+            st.window_failures += 1;
+        }
+
+        let mut emit =
+            |kind: AlertKind, sig: Signal, metric: &str, value: f64, links: Vec<String>| {
+                let fp = Fingerprint::of(&key, kind);
+                match sig {
+                    Signal::Fire {
+                        score,
+                        baseline,
+                        threshold,
+                    } => {
+                        let (severity, summary) = describe(kind, value, baseline, score);
+                        obs.alerts.push(Alert {
+                            fingerprint: fp,
+                            workflow: key.to_string(),
+                            kind,
+                            severity,
+                            summary,
+                            evidence: Evidence {
+                                metric: metric.to_string(),
+                                value,
+                                baseline,
+                                threshold,
+                                score: Some(score),
+                                runs: links,
+                            },
+                            run_id: facts.id,
+                            at_ms: facts.completed_at,
+                        });
+                    }
+                    Signal::Recover => obs.recovered.push(fp),
+                    Signal::Quiet => {}
+                }
+            };
+        let link = || {
+            if run.html_url.is_empty() {
+                Vec::new()
+            } else {
+                vec![run.html_url.clone()]
+            }
+        };
+
+        if let Some(d) = facts.duration_ms {
+            let x = d as f64;
+            if st.th.change_point && st.duration.len() >= st.th.warmup as usize {
+                let (m, s) = st.duration.baseline();
+                let sig = st.cusum.observe(x, m, s);
+                emit(AlertKind::DurationShift, sig, "duration_ms", x, link());
+            }
+            let sig = st.duration.observe(x);
+            emit(AlertKind::DurationOutlier, sig, "duration_ms", x, link());
+            if let Some(max) = st.th.max_duration_ms {
+                let sig = st.over_duration.observe(d > max as i64);
+                let sig = with_threshold(sig, max as f64);
+                emit(AlertKind::DurationThreshold, sig, "duration_ms", x, link());
+            }
+        }
+        if let Some(q) = facts.queue_ms {
+            let x = q as f64;
+            let sig = st.queue.observe(x);
+            emit(AlertKind::QueueOutlier, sig, "queue_ms", x, link());
+            if let Some(max) = st.th.max_queue_ms {
+                let sig = with_threshold(st.over_queue.observe(q > max as i64), max as f64);
+                emit(AlertKind::QueueThreshold, sig, "queue_ms", x, link());
+            }
+        }
+        let counts = !matches!(
+            facts.outcome,
+            crate::model::Outcome::Cancelled | crate::model::Outcome::Other
+        );
+        if counts {
+            let sig = st.failure.observe(failed);
+            let v = st.failure.value();
+            emit(AlertKind::FailureRate, sig, "failure_rate_ewma", v, link());
+            if failed && st.consecutive.streak() == 0 && !run.html_url.is_empty() {
+                st.streak_start_url = Some(run.html_url.clone());
+            }
+            let sig = st.consecutive.observe(failed);
+            let mut links: Vec<String> = st.streak_start_url.iter().cloned().collect();
+            if !run.html_url.is_empty() && links.last() != Some(&run.html_url) {
+                links.push(run.html_url.clone());
+            }
+            let streak = f64::from(st.consecutive.streak());
+            emit(
+                AlertKind::ConsecutiveFailures,
+                sig,
+                "consecutive_failures",
+                streak,
+                links,
+            );
+        }
+        let sig = st
+            .rerun
+            .observe(facts.attempt > 1 && facts.outcome == crate::model::Outcome::Success);
+        let v = st.rerun.value();
+        emit(AlertKind::RerunRate, sig, "rerun_rate_ewma", v, link());
+        if let Some(max) = st.th.max_failure_rate
+            && st.seen >= u64::from(st.th.warmup)
+        {
+            let rate = f64::from(st.window_failures) / st.window.len().max(1) as f64;
+            let sig = match (st.over_failure_rate, rate > max) {
+                (false, true) => {
+                    st.over_failure_rate = true;
+                    Signal::Fire {
+                        score: rate,
+                        baseline: max,
+                        threshold: max,
+                    }
+                }
+                (true, false) => {
+                    st.over_failure_rate = false;
+                    Signal::Recover
+                }
+                _ => Signal::Quiet,
+            };
+            emit(
+                AlertKind::FailureRateThreshold,
+                sig,
+                "failure_rate_window",
+                rate,
+                link(),
+            );
+        }
+
+        for a in &obs.alerts {
+            self.active.insert(a.fingerprint.clone(), a.clone());
+        }
+        obs.recovered.retain(|fp| self.active.remove(fp).is_some());
+        obs
+    }
+
+    /// KPIs of each workflow over its window, sorted by workflow.
+    pub fn kpis(&self) -> Vec<Kpis> {
+        let mut out: Vec<Kpis> = self
+            .states
+            .iter()
+            .map(|(name, st)| {
+                let facts: Vec<RunFacts> = st.window.iter().copied().collect();
+                Kpis {
+                    key: GroupKey {
+                        workflow: name.clone(),
+                        branch: None,
+                        event: None,
+                    },
+                    values: kpi::compute(&facts),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Facts currently in the window of `workflow`, oldest first.
+    pub fn window(&self, workflow: &str) -> Vec<RunFacts> {
+        self.states
+            .get(workflow)
+            .map(|s| s.window.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn with_threshold(sig: Signal, threshold: f64) -> Signal {
+    match sig {
+        Signal::Fire { score, .. } => Signal::Fire {
+            score,
+            baseline: threshold,
+            threshold,
+        },
+        other => other,
+    }
+}
+
+fn describe(kind: AlertKind, value: f64, baseline: f64, score: f64) -> (Severity, String) {
+    let secs = |ms: f64| ms / 1000.0;
+    match kind {
+        AlertKind::DurationOutlier => (
+            Severity::Warning,
+            format!(
+                "runs take {:.0}s against a median of {:.0}s (robust z {score:.1})",
+                secs(value),
+                secs(baseline)
+            ),
+        ),
+        AlertKind::DurationShift => (
+            Severity::Warning,
+            format!(
+                "duration stepped up to {:.0}s from a median of {:.0}s",
+                secs(value),
+                secs(baseline)
+            ),
+        ),
+        AlertKind::QueueOutlier => (
+            Severity::Warning,
+            format!(
+                "runs wait {:.0}s in queue against a median of {:.0}s",
+                secs(value),
+                secs(baseline)
+            ),
+        ),
+        AlertKind::FailureRate => (
+            if value >= 0.6 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            format!("failure rate rose to {:.0}% (EWMA)", value * 100.0),
+        ),
+        AlertKind::ConsecutiveFailures => (
+            Severity::Critical,
+            format!("{value:.0} consecutive failed runs"),
+        ),
+        AlertKind::RerunRate => (
+            Severity::Warning,
+            format!(
+                "flaky: {:.0}% of runs pass only on a re-run (EWMA)",
+                value * 100.0
+            ),
+        ),
+        AlertKind::FailureRateThreshold => (
+            Severity::Critical,
+            format!(
+                "failure rate {:.0}% over the window exceeds {:.0}%",
+                value * 100.0,
+                baseline * 100.0
+            ),
+        ),
+        _ => (
+            Severity::Warning,
+            format!(
+                "static threshold exceeded: {:.0}s > {:.0}s",
+                secs(value),
+                secs(baseline)
+            ),
+        ),
+    }
+}

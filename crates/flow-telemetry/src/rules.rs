@@ -1,0 +1,327 @@
+//! The rules file: detector thresholds, with defaults and per-workflow overrides.
+//!
+//! YAML (`.yml`/`.yaml`) or TOML (`.toml`). Every key is optional; an unknown key or an invalid
+//! value is an error naming the key. [`json_schema`] gives the JSON Schema (from schemars).
+//!
+//! ```yaml
+//! window: 200              # runs kept per workflow for KPIs
+//! default_branch: main     # MTTR is measured here
+//! defaults:
+//!   duration_z: 3.5
+//!   consecutive_failures: 3
+//!   max_duration_ms: 3600000
+//! workflows:
+//!   Nightly:
+//!     duration_z: 5.0
+//!     consecutive_failures: 2
+//! ```
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+macro_rules! thresholds {
+    ($($(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr;)*) => {
+        /// Detector thresholds for one workflow. Every field has a default.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Thresholds {
+            $($(#[doc = $doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Thresholds {
+            fn default() -> Self {
+                Self { $($field: $default,)* }
+            }
+        }
+
+        /// Per-workflow overrides: any subset of [`Thresholds`].
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Overrides {
+            $($(#[doc = $doc])* #[serde(skip_serializing_if = "Option::is_none")] pub $field: Option<$ty>,)*
+        }
+
+        impl Thresholds {
+            /// These thresholds with `o`'s fields replacing the ones it sets.
+            #[must_use]
+            pub fn merged(&self, o: &Overrides) -> Self {
+                Self { $($field: o.$field.clone().unwrap_or_else(|| self.$field.clone()),)* }
+            }
+        }
+    };
+}
+
+thresholds! {
+    /// Robust z-score above which a duration is an outlier (`0.6745·(x − median)/MAD`).
+    duration_z: f64 = 3.5;
+    /// Robust z-score above which a queue time is an outlier.
+    queue_z: f64 = 3.5;
+    /// Consecutive outliers needed before a z-score alert fires.
+    z_min_consecutive: u32 = 3;
+    /// Runs in the rolling median/MAD baseline.
+    baseline_window: u32 = 61;
+    /// Runs a workflow needs before duration, queue and rate detectors may fire.
+    warmup: u32 = 20;
+    /// Whether the CUSUM change-point detector on durations runs.
+    change_point: bool = true;
+    /// CUSUM slack `k`, in baseline standard deviations.
+    change_point_k: f64 = 1.0;
+    /// CUSUM decision threshold `h`, in baseline standard deviations.
+    change_point_h: f64 = 12.0;
+    /// Each run's standardized contribution is clipped to ±this, so single spikes cannot alarm.
+    change_point_clip: f64 = 4.0;
+    /// Smoothing factor of the failure-rate EWMA, in (0, 1].
+    failure_ewma_lambda: f64 = 0.2;
+    /// EWMA failure rate that fires an alert, in (0, 1].
+    failure_ewma_threshold: f64 = 0.4;
+    /// Consecutive failed runs that fire an alert (0 disables).
+    consecutive_failures: u32 = 3;
+    /// Smoothing factor of the re-run EWMA, in (0, 1].
+    rerun_ewma_lambda: f64 = 0.1;
+    /// EWMA re-run rate that fires an alert, in (0, 1].
+    rerun_ewma_threshold: f64 = 0.3;
+    /// Static threshold: a run longer than this many ms (for `z_min_consecutive` runs) alerts.
+    max_duration_ms: Option<u64> = None;
+    /// Static threshold: a queue time longer than this many ms (for `z_min_consecutive` runs) alerts.
+    max_queue_ms: Option<u64> = None;
+    /// Static threshold: a failure rate over the KPI window above this (0 to 1) alerts.
+    max_failure_rate: Option<f64> = None;
+}
+
+impl Thresholds {
+    /// Checks every value's range; errors name `prefix.field`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] for the first invalid value.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let key = |f: &str| format!("{prefix}.{f}");
+        let positive = |f: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    key(f),
+                    format!("expected a number > 0, got {v}"),
+                ))
+            }
+        };
+        let unit = |f: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    key(f),
+                    format!("expected a number in (0, 1], got {v}"),
+                ))
+            }
+        };
+        positive("duration_z", self.duration_z)?;
+        positive("queue_z", self.queue_z)?;
+        positive("change_point_k", self.change_point_k)?;
+        positive("change_point_h", self.change_point_h)?;
+        positive("change_point_clip", self.change_point_clip)?;
+        unit("failure_ewma_lambda", self.failure_ewma_lambda)?;
+        unit("failure_ewma_threshold", self.failure_ewma_threshold)?;
+        unit("rerun_ewma_lambda", self.rerun_ewma_lambda)?;
+        unit("rerun_ewma_threshold", self.rerun_ewma_threshold)?;
+        if let Some(v) = self.max_failure_rate {
+            unit("max_failure_rate", v)?;
+        }
+        if self.z_min_consecutive == 0 {
+            return Err(Error::config(
+                key("z_min_consecutive"),
+                "expected an integer >= 1, got 0",
+            ));
+        }
+        if !(5..=10_000).contains(&self.baseline_window) {
+            return Err(Error::config(
+                key("baseline_window"),
+                format!(
+                    "expected an integer in 5..=10000, got {}",
+                    self.baseline_window
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The whole rules file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Completed runs kept per workflow for the KPIs (memory is bounded by this).
+    pub window: u32,
+    /// The default branch, where MTTR is measured.
+    pub default_branch: String,
+    /// Thresholds for every workflow.
+    pub defaults: Thresholds,
+    /// Overrides by workflow name.
+    pub workflows: IndexMap<String, Overrides>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            window: 500,
+            default_branch: "main".into(),
+            defaults: Thresholds::default(),
+            workflows: IndexMap::new(),
+        }
+    }
+}
+
+impl Rules {
+    /// The thresholds in force for `workflow`.
+    pub fn for_workflow(&self, workflow: &str) -> Thresholds {
+        match self.workflows.get(workflow) {
+            Some(o) => self.defaults.merged(o),
+            None => self.defaults.clone(),
+        }
+    }
+
+    /// Checks every value, the overrides merged.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming the first invalid key.
+    pub fn validate(&self) -> Result<()> {
+        if !(10..=1_000_000).contains(&self.window) {
+            return Err(Error::config(
+                "window",
+                format!("expected an integer in 10..=1000000, got {}", self.window),
+            ));
+        }
+        self.defaults.validate("defaults")?;
+        for (name, o) in &self.workflows {
+            self.defaults
+                .merged(o)
+                .validate(&format!("workflows.{name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Parses and validates YAML.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming the unknown or invalid key.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let rules: Rules = serde_path_to_error::deserialize(de)
+            .map_err(|e| Error::config(path_of(e.path()), e.inner().to_string()))?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// Parses and validates TOML.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming the unknown or invalid key.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| Error::config("(document)", e.message().to_string()))?;
+        let rules: Rules = serde_path_to_error::deserialize(de)
+            .map_err(|e| Error::config(path_of(e.path()), e.inner().message().to_string()))?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// Reads a rules file, choosing the format by extension (`.toml`, else YAML).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Io`] when unreadable, else as [`Rules::from_yaml`] / [`Rules::from_toml`].
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(crate::ErrorKind::Io {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })
+        })?;
+        if path.extension().is_some_and(|e| e == "toml") {
+            Self::from_toml(&text)
+        } else {
+            Self::from_yaml(&text)
+        }
+    }
+}
+
+fn path_of(p: &serde_path_to_error::Path) -> String {
+    let s = p.to_string();
+    if s == "." || s.is_empty() {
+        "(document)".into()
+    } else {
+        s
+    }
+}
+
+/// The JSON Schema of the rules file.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Rules)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn yaml_overrides_merge_over_defaults() {
+        let r = Rules::from_yaml(
+            "window: 200\ndefaults:\n  duration_z: 4.0\nworkflows:\n  Nightly:\n    consecutive_failures: 2\n",
+        )
+        .unwrap();
+        let n = r.for_workflow("Nightly");
+        assert_eq!((n.duration_z, n.consecutive_failures), (4.0, 2));
+        assert_eq!(r.for_workflow("CI").consecutive_failures, 3);
+    }
+
+    #[test]
+    fn toml_parses_the_same() {
+        let r = Rules::from_toml("window = 200\n[workflows.Nightly]\nmax_duration_ms = 60000\n")
+            .unwrap();
+        assert_eq!(r.for_workflow("Nightly").max_duration_ms, Some(60_000));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Rules::from_yaml("workflows:\n  CI:\n    duraton_z: 3\n").unwrap_err();
+        let ErrorKind::Config { key, detail } = e.kind() else {
+            unreachable!("{e}")
+        };
+        assert_eq!(key, "workflows.CI.duraton_z");
+        assert!(detail.contains("duraton_z"), "{detail}");
+        let e = Rules::from_toml("[defaults]\nbogus = 1\n").unwrap_err();
+        assert!(
+            e.to_string().contains("defaults") && e.to_string().contains("bogus"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let e = Rules::from_yaml("workflows:\n  CI:\n    failure_ewma_lambda: 1.5\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid rules: `workflows.CI.failure_ewma_lambda`: expected a number in (0, 1], got 1.5"
+        );
+        let e = Rules::from_yaml("defaults:\n  duration_z: fast\n").unwrap_err();
+        assert!(e.to_string().contains("defaults.duration_z"), "{e}");
+    }
+
+    #[test]
+    fn schema_lists_the_keys() {
+        let s = json_schema().to_string();
+        for k in [
+            "duration_z",
+            "consecutive_failures",
+            "workflows",
+            "default_branch",
+        ] {
+            assert!(s.contains(k), "{k}");
+        }
+    }
+}
