@@ -309,12 +309,14 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
             } else {
                 rng.chance(0.005)
             });
-        let created = t as i64;
+        // GitHub stamps whole seconds.
+        let secs = |ms: f64| (ms as i64 / 1000) * 1000;
+        let created = secs(t);
         let (started, attempt) = if rerun {
             // The listing shows the latest attempt: restarted after the failed first one.
-            (created + queue as i64 + duration as i64 + 60_000, 2)
+            (created + secs(queue + duration) + 60_000, 2)
         } else {
-            (created + queue as i64, 1)
+            (created + secs(queue), 1)
         };
         let branch = branches[(rng.next_u64() % branches.len() as u64) as usize];
         let sha_hi = rng.next_u64();
@@ -333,7 +335,7 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
             run_number: s + 1,
             created_at: Some(created),
             run_started_at: Some(started),
-            updated_at: Some(started + duration as i64),
+            updated_at: Some(started + secs(duration)),
             actor: Some(actors[(rng.next_u64() % 3) as usize].into()),
             html_url: format!("https://github.com/octo-org/octo-repo/actions/runs/{id}"),
             runner_error: false,
