@@ -24,4 +24,5 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod gha;
+pub mod progress;
 pub mod report;
