@@ -74,6 +74,7 @@ pub mod alert;
 pub mod detect;
 pub mod error;
 pub mod generator;
+pub mod github;
 pub mod kpi;
 pub mod model;
 pub mod monitor;

@@ -1,1 +1,272 @@
-//! GitHub issues sink (in progress).
+//! One GitHub issue per alert fingerprint.
+//!
+//! The open issue of a fingerprint is found by label plus a hidden marker in its body
+//! (`<!-- flow-telemetry:fingerprint=… -->`). A recurrence comments on it; a recovery comments
+//! and closes it (when enabled). Labels are created when missing. Two monitors racing on the
+//! same alert converge on one open issue: check, create, re-check, and close every duplicate
+//! but the oldest.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use super::{IssueAction, IssueSink};
+use crate::alert::{Alert, Fingerprint};
+use crate::error::{ErrorKind, Result};
+use crate::github::GitHubClient;
+use crate::model::ts;
+
+/// The hidden marker that identifies an issue's fingerprint.
+pub fn marker(fp: &Fingerprint) -> String {
+    format!("<!-- flow-telemetry:fingerprint={fp} -->")
+}
+
+/// The issue sink.
+#[derive(Debug)]
+pub struct GitHubIssueSink {
+    client: GitHubClient,
+    label: String,
+    close_on_recovery: bool,
+    label_ready: AtomicBool,
+}
+
+impl GitHubIssueSink {
+    /// A sink labelling issues `flow-telemetry` and closing them on recovery.
+    pub fn new(client: GitHubClient) -> Self {
+        Self {
+            client,
+            label: "flow-telemetry".into(),
+            close_on_recovery: true,
+            label_ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Uses `label` instead of `flow-telemetry`.
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Whether a recovery closes the issue (default true).
+    #[must_use]
+    pub fn with_close_on_recovery(mut self, on: bool) -> Self {
+        self.close_on_recovery = on;
+        self
+    }
+
+    fn issues_path(&self) -> String {
+        format!("{}/issues", self.client.repo_path())
+    }
+
+    /// Numbers of the open issues carrying `fp`'s marker, oldest first.
+    ///
+    /// # Errors
+    /// HTTP, transport or parse failures.
+    pub async fn find_open(&self, fp: &Fingerprint) -> Result<Vec<u64>> {
+        let mark = marker(fp);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", "open")
+            .append_pair("labels", &self.label)
+            .append_pair("per_page", "100")
+            .finish();
+        let mut uri = format!("{}?{query}", self.issues_path());
+        let mut found = Vec::new();
+        for _ in 0..20 {
+            let a = self.client.get(&uri).await?;
+            let items: Vec<serde_json::Value> = serde_json::from_str(&a.body)
+                .map_err(|e| crate::Error::parse("list issues response", e))?;
+            for it in &items {
+                let is_pr = it.get("pull_request").is_some_and(|p| !p.is_null());
+                let body = it.get("body").and_then(|b| b.as_str()).unwrap_or("");
+                if !is_pr
+                    && body.contains(&mark)
+                    && let Some(n) = it.get("number").and_then(serde_json::Value::as_u64)
+                {
+                    found.push(n);
+                }
+            }
+            match a.next_link() {
+                Some(next) => uri = next,
+                None => break,
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
+    async fn ensure_label(&self) -> Result<()> {
+        if self.label_ready.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let encoded: String = url::form_urlencoded::byte_serialize(self.label.as_bytes()).collect();
+        let uri = format!(
+            "{}/labels/{}",
+            self.client.repo_path(),
+            encoded.replace('+', "%20")
+        );
+        match self.client.get(&uri).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Http { status: 404, .. }) => {
+                let body = json!({
+                    "name": self.label,
+                    "color": "d93f0b",
+                    "description": "Opened by flow-telemetry when a workflow misbehaves"
+                });
+                match self
+                    .client
+                    .write(
+                        "POST",
+                        &format!("{}/labels", self.client.repo_path()),
+                        &body,
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    // Another monitor created it meanwhile.
+                    Err(e) if matches!(e.kind(), ErrorKind::Http { status: 422, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.label_ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn comment(&self, number: u64, body: String) -> Result<()> {
+        let uri = format!("{}/{number}/comments", self.issues_path());
+        self.client
+            .write("POST", &uri, &json!({ "body": body }))
+            .await
+            .map(|_| ())
+    }
+
+    async fn close(&self, number: u64, reason: &str) -> Result<()> {
+        let uri = format!("{}/{number}", self.issues_path());
+        self.client
+            .write(
+                "PATCH",
+                &uri,
+                &json!({ "state": "closed", "state_reason": reason }),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn close_duplicates(&self, keep: u64, all: &[u64]) -> Result<()> {
+        for &n in all.iter().filter(|n| **n != keep) {
+            self.comment(
+                n,
+                format!(
+                    "Duplicate of #{keep}: another monitor raised the same alert at the same time."
+                ),
+            )
+            .await?;
+            self.close(n, "not_planned").await?;
+        }
+        Ok(())
+    }
+}
+
+/// The issue body for `alert`, with its marker.
+pub fn issue_body(alert: &Alert) -> String {
+    let e = &alert.evidence;
+    let mut s = format!(
+        "{}\n\n**Workflow:** {}  \n**Problem:** `{}` ({})  \n**Since:** {}\n\n{}\n\n| metric | value | baseline | threshold | score |\n|---|---|---|---|---|\n| {} | {:.3} | {:.3} | {:.3} | {} |\n",
+        marker(&alert.fingerprint),
+        alert.workflow,
+        alert.kind,
+        alert.severity,
+        ts::format_ms(alert.at_ms),
+        alert.summary,
+        e.metric,
+        e.value,
+        e.baseline,
+        e.threshold,
+        e.score
+            .map_or_else(|| "–".to_string(), |s| format!("{s:.2}")),
+    );
+    if !e.runs.is_empty() {
+        s.push_str("\nRuns:\n");
+        for r in &e.runs {
+            s.push_str(&format!("- {r}\n"));
+        }
+    }
+    s.push_str("\n_Opened by flow-telemetry; it comments on recurrences and closes this issue when the workflow recovers._\n");
+    s
+}
+
+fn recurrence_comment(alert: &Alert) -> String {
+    let runs: Vec<String> = alert
+        .evidence
+        .runs
+        .iter()
+        .map(|r| format!("- {r}"))
+        .collect();
+    format!(
+        "Seen again at {}: {}\n{}",
+        ts::format_ms(alert.at_ms),
+        alert.summary,
+        runs.join("\n")
+    )
+}
+
+#[async_trait::async_trait]
+impl IssueSink for GitHubIssueSink {
+    async fn raise(&self, alert: &Alert) -> Result<IssueAction> {
+        let open = self.find_open(&alert.fingerprint).await?;
+        if let Some(&keep) = open.first() {
+            self.comment(keep, recurrence_comment(alert)).await?;
+            self.close_duplicates(keep, &open).await?;
+            return Ok(IssueAction::Commented { number: keep });
+        }
+        self.ensure_label().await?;
+        let created = self
+            .client
+            .write(
+                "POST",
+                &self.issues_path(),
+                &json!({ "title": alert.title(), "body": issue_body(alert), "labels": [self.label] }),
+            )
+            .await?;
+        let number = serde_json::from_str::<serde_json::Value>(&created)
+            .ok()
+            .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))?;
+        // Re-check: a monitor racing with us may have opened one too. The oldest wins.
+        let mut open = self.find_open(&alert.fingerprint).await?;
+        if !open.contains(&number) {
+            open.push(number);
+            open.sort_unstable();
+        }
+        let keep = open[0];
+        self.close_duplicates(keep, &open).await?;
+        if keep == number {
+            Ok(IssueAction::Opened { number })
+        } else {
+            self.comment(keep, recurrence_comment(alert)).await?;
+            Ok(IssueAction::Commented { number: keep })
+        }
+    }
+
+    async fn resolve(&self, fingerprint: &Fingerprint) -> Result<IssueAction> {
+        if !self.close_on_recovery {
+            return Ok(IssueAction::Nothing);
+        }
+        let open = self.find_open(fingerprint).await?;
+        let Some(&first) = open.first() else {
+            return Ok(IssueAction::Nothing);
+        };
+        for &n in &open {
+            self.comment(
+                n,
+                "Recovered: the workflow is back within its baseline. Closing.".into(),
+            )
+            .await?;
+            self.close(n, "completed").await?;
+        }
+        Ok(IssueAction::Closed { number: first })
+    }
+}

@@ -1,7 +1,15 @@
 //! Integration tests of flow-telemetry.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod events;
+mod fake_github;
+mod github_source;
+mod issue_sink;
 mod kpi_props;
 mod quality;
 mod sample;

@@ -1,0 +1,306 @@
+//! The REST source against a wiremock GitHub: paging, rate limits, 304s, API economy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::source::github::GitHubSource;
+use flow_telemetry::source::sync::Poller;
+use flow_telemetry::time::{ManualClock, RecordingSleeper};
+use flow_telemetry::{Clock, ErrorKind, RunId, RunQuery, RunSource};
+use secrecy::SecretString;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::fake_github::{ListRuns, Runs};
+use crate::fixture;
+
+const RUNS: &str = "/repos/octo-org/octo-repo/actions/runs";
+
+struct Rig {
+    server: MockServer,
+    runs: Runs,
+    source: GitHubSource,
+    sleeper: RecordingSleeper,
+    clock: ManualClock,
+}
+
+async fn rig(prefix: &str) -> Rig {
+    let server = MockServer::start().await;
+    let runs = Runs::default();
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}{RUNS}")))
+        .respond_with(ListRuns {
+            runs: runs.clone(),
+            base: server.uri(),
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^{prefix}{RUNS}/[0-9]+/jobs$")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("job-paginated.json")))
+        .mount(&server)
+        .await;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let sleeper = RecordingSleeper::with_clock(clock.clone());
+    let cfg = GitHubConfig::new("octo-org", "octo-repo")
+        .with_base_url(format!("{}{prefix}", server.uri()))
+        .with_token(SecretString::from("ghs_not_a_real_token"));
+    let client = GitHubClient::new(cfg)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()))
+        .with_sleeper(Arc::new(sleeper.clone()));
+    Rig {
+        server,
+        runs,
+        source: GitHubSource::new(client),
+        sleeper,
+        clock,
+    }
+}
+
+async fn list_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/actions/runs"))
+        .count()
+}
+
+#[tokio::test]
+async fn pages_through_link_headers() {
+    let r = rig("").await;
+    r.runs.add(1..=250, Some("success"));
+    let first = r.source.runs(&RunQuery::new()).await.unwrap();
+    assert_eq!(first.runs.len(), 100);
+    assert_eq!(first.runs[0].id, RunId(250));
+    assert_eq!(first.total_count, Some(250));
+    assert_eq!(first.next_page, Some(2));
+    let mut poller = Poller::new(r.source.clone(), RunQuery::new()).with_first_pages(10);
+    let batch = poller.poll().await.unwrap();
+    assert_eq!(batch.completed.len(), 250);
+    assert_eq!(batch.list_requests, 3);
+    assert_eq!(poller.last_seen(), Some(RunId(250)));
+    let reqs = r.server.received_requests().await.unwrap();
+    assert!(reqs.iter().all(|q| {
+        q.url
+            .query_pairs()
+            .any(|(k, v)| k == "per_page" && v == "100")
+    }));
+    let auth = reqs[0]
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(auth, "Bearer ghs_not_a_real_token");
+}
+
+#[tokio::test]
+async fn api_economy_new_runs_and_quiet_cycles() {
+    let r = rig("").await;
+    r.runs.add(1..=100, Some("success"));
+    let mut poller = Poller::new(r.source.clone(), RunQuery::new());
+    let b = poller.poll().await.unwrap();
+    assert_eq!((b.completed.len(), b.list_requests), (100, 1));
+
+    let mut next_id = 101;
+    for n in [150u64, 100, 1, 0, 99, 250] {
+        let before = list_requests(&r.server).await;
+        let before_304 = r.source.client().counts().not_modified;
+        r.runs.add(next_id..next_id + n, Some("success"));
+        next_id += n;
+        let b = poller.poll().await.unwrap();
+        let made = list_requests(&r.server).await - before;
+        assert_eq!(b.completed.len() as u64, n, "n={n}");
+        assert_eq!(b.list_requests as usize, made);
+        assert!(
+            made as u64 <= n.div_ceil(100) + 1,
+            "n={n}: {made} list requests"
+        );
+        assert_eq!(b.job_requests, 0, "no failed run, no job request");
+        if n == 0 {
+            assert_eq!(made, 1, "a quiet cycle costs one request");
+            assert_eq!(
+                r.source.client().counts().not_modified,
+                before_304 + 1,
+                "and it is a 304"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_fetched_only_for_failed_runs() {
+    let r = rig("").await;
+    r.runs.add(1..=10, Some("success"));
+    let mut poller = Poller::new(r.source.clone(), RunQuery::new()).with_concurrency(2);
+    poller.poll().await.unwrap();
+    r.runs.add(11..=15, Some("success"));
+    r.runs.add(16..=18, Some("failure"));
+    r.runs.add(19..=20, None);
+    let b = poller.poll().await.unwrap();
+    assert_eq!(b.completed.len(), 8, "in-progress runs wait");
+    assert_eq!(b.job_requests, 3);
+    let job_calls = r
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path().ends_with("/jobs"))
+        .count();
+    assert_eq!(job_calls, 3);
+    // The in-progress runs are reported once they complete.
+    r.runs.complete(19, "success");
+    r.runs.complete(20, "cancelled");
+    let b = poller.poll().await.unwrap();
+    let ids: Vec<u64> = b.completed.iter().map(|r| r.id.0).collect();
+    assert_eq!(ids, vec![19, 20]);
+}
+
+#[tokio::test]
+async fn conditional_request_returns_the_cached_page_on_304() {
+    let r = rig("").await;
+    r.runs.add(1..=5, Some("success"));
+    let a = r.source.runs(&RunQuery::new()).await.unwrap();
+    let b = r.source.runs(&RunQuery::new()).await.unwrap();
+    assert!(!a.not_modified);
+    assert!(b.not_modified);
+    assert_eq!(a.runs, b.runs);
+    let reqs = r.server.received_requests().await.unwrap();
+    assert!(reqs[1].headers.get("if-none-match").is_some());
+}
+
+#[tokio::test]
+async fn primary_rate_limit_waits_until_the_reset() {
+    let r = rig("").await;
+    r.runs.add(1..=3, Some("success"));
+    let reset_s = 1_700_000_000 + 42;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-limit", "5000")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset_s.to_string().as_str())
+                .set_body_string(r#"{"message":"API rate limit exceeded for installation ID 1.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}"#),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let page = r.source.runs(&RunQuery::new()).await.unwrap();
+    assert_eq!(page.runs.len(), 3);
+    // 42 s to the reset plus one second of margin; never really slept.
+    assert_eq!(r.sleeper.slept(), vec![Duration::from_secs(43)]);
+    assert_eq!(r.clock.now_ms(), 1_700_000_043_000);
+    assert_eq!(r.source.client().counts().rate_limit_waits, 1);
+    assert_eq!(r.source.client().rate_limit().remaining, Some(4999));
+}
+
+#[tokio::test]
+async fn secondary_rate_limit_honours_retry_after() {
+    let r = rig("").await;
+    r.runs.add(1..=3, Some("success"));
+    for status in [403, 429] {
+        Mock::given(method("GET"))
+            .and(path(RUNS))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("retry-after", "7")
+                    .set_body_string(r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&r.server)
+            .await;
+        r.source.runs(&RunQuery::new()).await.unwrap();
+    }
+    assert_eq!(
+        r.sleeper.slept(),
+        vec![Duration::from_secs(7), Duration::from_secs(7)]
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_beyond_the_budget_is_a_retryable_error() {
+    let r = rig("").await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "5"))
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let cfg = r.source.client().config().clone().with_max_retries(2);
+    let src = GitHubSource::new(
+        GitHubClient::new(cfg)
+            .unwrap()
+            .with_sleeper(Arc::new(r.sleeper.clone())),
+    );
+    let err = src.runs(&RunQuery::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::RateLimited {
+                retry_after_ms: 5000
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
+    assert_eq!(r.sleeper.slept().len(), 2);
+}
+
+#[tokio::test]
+async fn not_found_names_the_path_and_message() {
+    let r = rig("").await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(ResponseTemplate::new(404).set_body_string(r#"{"message":"Not Found"}"#))
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let err = r.source.runs(&RunQuery::new()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "github api: GET /repos/octo-org/octo-repo/actions/runs answered 404: Not Found"
+    );
+    assert!(!err.to_string().contains("ghs_"));
+}
+
+#[tokio::test]
+async fn enterprise_base_url_keeps_its_path() {
+    let r = rig("/api/v3").await;
+    r.runs.add(1..=2, Some("success"));
+    let page = r.source.runs(&RunQuery::new()).await.unwrap();
+    assert_eq!(page.runs.len(), 2);
+}
+
+#[tokio::test]
+async fn splits_created_windows_past_the_1000_cap() {
+    let r = rig("").await;
+    r.runs.add(1..=2_500, Some("success"));
+    let from = 1_700_000_000_000 + 60_000;
+    let to = 1_700_000_000_000 + 2_500 * 60_000;
+    let q = RunQuery::new().with_branch("main");
+    let all = r.source.runs_between(&q, from, to).await.unwrap();
+    assert_eq!(all.len(), 2_500);
+    let mut ids: Vec<u64> = all.iter().map(|r| r.id.0).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 2_500);
+    let reqs = r.server.received_requests().await.unwrap();
+    assert!(
+        reqs.iter()
+            .all(|q| q.url.query_pairs().any(|(k, _)| k == "created"))
+    );
+}
+
+#[test]
+fn debug_output_redacts_the_token() {
+    let cfg = GitHubConfig::new("o", "r").with_token(SecretString::from("ghp_secret_value"));
+    assert!(!format!("{cfg:?}").contains("ghp_secret_value"));
+}

@@ -1,0 +1,174 @@
+//! The GitHub issue sink against a wiremock tracker.
+
+use std::sync::{Arc, Mutex};
+
+use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::sink::github::{GitHubIssueSink, marker};
+use flow_telemetry::{
+    Alert, AlertKind, DryRunSink, Evidence, Fingerprint, IssueAction, IssueSink, Severity,
+};
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer};
+
+use crate::fake_github::{IssueState, Issues};
+
+fn alert(kind: AlertKind) -> Alert {
+    Alert {
+        fingerprint: Fingerprint::of("CI", kind),
+        workflow: "CI".into(),
+        kind,
+        severity: Severity::Critical,
+        summary: "3 consecutive failed runs".into(),
+        evidence: Evidence {
+            metric: "consecutive_failures".into(),
+            value: 3.0,
+            baseline: 0.0,
+            threshold: 3.0,
+            score: Some(3.0),
+            runs: vec!["https://github.com/octo-org/octo-repo/actions/runs/1".into()],
+        },
+        run_id: 1,
+        at_ms: 1_767_225_600_000,
+    }
+}
+
+async fn tracker() -> (MockServer, Arc<Mutex<IssueState>>) {
+    let server = MockServer::start().await;
+    let state = Arc::new(Mutex::new(IssueState::default()));
+    Mock::given(path_regex("^/repos/octo-org/octo-repo/(issues|labels)"))
+        .respond_with(Issues(state.clone()))
+        .mount(&server)
+        .await;
+    (server, state)
+}
+
+fn sink(server: &MockServer) -> GitHubIssueSink {
+    let cfg = GitHubConfig::new("octo-org", "octo-repo").with_base_url(server.uri());
+    GitHubIssueSink::new(GitHubClient::new(cfg).unwrap())
+}
+
+#[tokio::test]
+async fn opens_then_comments_then_closes() {
+    let (server, state) = tracker().await;
+    let s = sink(&server);
+    let a = alert(AlertKind::ConsecutiveFailures);
+    assert_eq!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::Opened { number: 1 }
+    );
+    {
+        let st = state.lock().unwrap();
+        assert_eq!(
+            st.labels,
+            vec!["flow-telemetry".to_string()],
+            "label created when missing"
+        );
+        assert!(
+            st.issues[0]["body"]
+                .as_str()
+                .unwrap()
+                .contains(&marker(&a.fingerprint))
+        );
+        assert_eq!(
+            st.issues[0]["title"],
+            "[flow-telemetry] CI: 3 consecutive failed runs"
+        );
+    }
+    // A recurrence comments instead of opening a second issue.
+    assert_eq!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::Commented { number: 1 }
+    );
+    // A different problem of the same workflow gets its own issue.
+    assert_eq!(
+        s.raise(&alert(AlertKind::DurationShift)).await.unwrap(),
+        IssueAction::Opened { number: 2 }
+    );
+    assert_eq!(
+        s.resolve(&a.fingerprint).await.unwrap(),
+        IssueAction::Closed { number: 1 }
+    );
+    assert_eq!(
+        s.resolve(&a.fingerprint).await.unwrap(),
+        IssueAction::Nothing
+    );
+    let st = state.lock().unwrap();
+    assert_eq!(st.issues[0]["state"], "closed");
+    assert_eq!(st.issues[1]["state"], "open");
+    assert_eq!(st.created, 2);
+    assert!(
+        st.comments
+            .iter()
+            .any(|(n, b)| *n == 1 && b.starts_with("Seen again"))
+    );
+    assert!(
+        st.comments
+            .iter()
+            .any(|(n, b)| *n == 1 && b.starts_with("Recovered"))
+    );
+}
+
+#[tokio::test]
+async fn a_competitor_issue_created_meanwhile_is_reconciled() {
+    let (server, state) = tracker().await;
+    let a = alert(AlertKind::FailureRate);
+    // Another monitor opens its issue between our check and our create.
+    state.lock().unwrap().competitor = Some(format!("theirs\n{}", marker(&a.fingerprint)));
+    let action = sink(&server).raise(&a).await.unwrap();
+    let st = state.lock().unwrap();
+    assert_eq!(
+        st.open_with(&marker(&a.fingerprint)),
+        vec![1],
+        "only the oldest stays open"
+    );
+    assert_eq!(action, IssueAction::Commented { number: 1 });
+    assert_eq!(st.issues[1]["state"], "closed");
+    assert!(
+        st.comments
+            .iter()
+            .any(|(n, b)| *n == 2 && b.starts_with("Duplicate of #1"))
+    );
+}
+
+#[tokio::test]
+async fn two_racing_monitors_leave_one_open_issue() {
+    let (server, state) = tracker().await;
+    state.lock().unwrap().list_delay_ms = 150;
+    let a = alert(AlertKind::ConsecutiveFailures);
+    let (s1, s2) = (sink(&server), sink(&server));
+    let (r1, r2) = tokio::join!(s1.raise(&a), s2.raise(&a));
+    r1.unwrap();
+    r2.unwrap();
+    let st = state.lock().unwrap();
+    assert_eq!(
+        st.created, 2,
+        "both saw no issue and created one: the race happened"
+    );
+    assert_eq!(st.open_with(&marker(&a.fingerprint)).len(), 1);
+}
+
+#[tokio::test]
+async fn dry_run_prints_and_touches_nothing() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let s = DryRunSink::new(Box::new(buf.clone()));
+    let a = alert(AlertKind::ConsecutiveFailures);
+    assert!(matches!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::DryRun { .. }
+    ));
+    s.resolve(&a.fingerprint).await.unwrap();
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains(a.fingerprint.as_str()) && text.contains("would open"));
+}
