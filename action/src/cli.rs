@@ -217,7 +217,7 @@ fn default_ttl() -> u64 {
     3600
 }
 fn default_max_runs() -> u32 {
-    200
+    500
 }
 fn default_api_url() -> String {
     "https://api.github.com".to_owned()
@@ -329,8 +329,8 @@ pub struct MonitorArgs {
     /// Only runs on this branch.
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// How many recent runs to read at most.
-    #[arg(long, value_name = "N", default_value_t = 200)]
+    /// How many recent runs to read at most (0: all).
+    #[arg(long, value_name = "N", default_value_t = 500)]
     #[schemars(default = "default_max_runs")]
     pub max_runs: u32,
     /// Telemetry rules file (TOML or YAML); the built-in rules otherwise.

@@ -5,4 +5,5 @@ mod action_yml;
 mod cli;
 mod harness;
 mod llm;
+mod monitor;
 mod workflows;

@@ -1,0 +1,109 @@
+//! `flow monitor` offline: the bundled sample (the README's main job) and an exported file.
+
+use std::process::Command;
+
+fn flow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flow"));
+    c.env_remove("GITHUB_ACTIONS")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn main_job_runs_offline_on_the_bundled_sample() {
+    let out = flow().arg("monitor").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!("main_job", stdout);
+    // Progress went to stderr, not into the report.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("fetched 300/300 runs"), "{stderr}");
+}
+
+#[test]
+fn json_output_is_machine_readable_and_alone_on_stdout() {
+    let out = flow().args(["monitor", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["origin"]["kind"], "sample");
+    assert_eq!(v["runs"], 300);
+    assert_eq!(v["kpis"].as_array().unwrap().len(), 3);
+    let history = v["history"].as_array().unwrap();
+    assert!(!history.is_empty());
+    assert!(
+        history.iter().all(|p| p["alert"]["workflow"] == "CI"),
+        "{history:?}"
+    );
+}
+
+/// The sample cut inside its failure burst: the alert is still open, so an issue would be
+/// opened (a dry run without --open-issues), and the action outputs and summary say so.
+#[test]
+fn an_open_alert_from_a_file_in_actions_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = flow_telemetry::sample::NDJSON;
+    let cut: Vec<&str> = sample.lines().take(230).collect();
+    let file = dir.path().join("runs.ndjson");
+    std::fs::write(&file, cut.join("\n")).unwrap();
+    let output = dir.path().join("output");
+    let summary = dir.path().join("summary");
+    let out = flow()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("INPUT_COMMAND", "monitor")
+        .env("INPUT_FROM-FILE", &file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("alert(s) open now:"), "{stdout}");
+    assert!(
+        stdout.contains("::warning title=[flow-telemetry] CI%3A failure rate rose"),
+        "{stdout}"
+    );
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        outputs.contains("dry-run: would open or comment on the issue"),
+        "{outputs}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.starts_with("### flow monitor\n"), "{summary}");
+    assert!(summary.contains("| CI |"), "{summary}");
+}
+
+#[test]
+fn prometheus_format() {
+    let out = flow()
+        .args(["monitor", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("# TYPE flow_workflow_runs gauge"), "{text}");
+    assert!(
+        text.contains("flow_workflow_runs{workflow=\"CI\"} 166"),
+        "{text}"
+    );
+    assert!(text.contains("flow_open_alerts 0"), "{text}");
+}
+
+#[test]
+fn a_missing_file_fails_with_its_name() {
+    let out = flow()
+        .args(["monitor", "--from-file", "/nonexistent/runs.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("/nonexistent/runs.json"), "{stderr}");
+}
