@@ -79,6 +79,7 @@ pub mod kpi;
 pub mod model;
 pub mod monitor;
 pub mod quality;
+pub mod report;
 pub mod rules;
 pub mod sample;
 pub mod sink;

@@ -12,6 +12,7 @@ mod github_source;
 mod issue_sink;
 mod kpi_props;
 mod quality;
+mod reports;
 mod sample;
 
 /// Reads a fixture from `tests/fixtures`.
