@@ -1,0 +1,345 @@
+//! `monitor`: collect runs, compute KPIs, detect anomalies, triage each alert with the LLM
+//! (optionally), open or update its issue, and report.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use flow_telemetry::report::Report;
+use flow_telemetry::{Alert, Fingerprint, IssueAction, Monitor, Run, RunId};
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::orchestrator::Orchestrator;
+use crate::triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
+
+/// What the issue sink did, in a serializable form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IssueRecord {
+    /// Opened issue `number`.
+    Opened {
+        /// Issue number.
+        number: u64,
+    },
+    /// Commented on the open issue `number`.
+    Commented {
+        /// Issue number.
+        number: u64,
+    },
+    /// Commented on and closed issue `number`.
+    Closed {
+        /// Issue number.
+        number: u64,
+    },
+    /// Nothing to do.
+    Nothing,
+    /// A dry run: what would have been done.
+    DryRun {
+        /// One line.
+        description: String,
+    },
+    /// An action this version does not know, in its debug form.
+    Other {
+        /// The action.
+        description: String,
+    },
+}
+
+impl From<IssueAction> for IssueRecord {
+    fn from(a: IssueAction) -> Self {
+        match a {
+            IssueAction::Opened { number } => Self::Opened { number },
+            IssueAction::Commented { number } => Self::Commented { number },
+            IssueAction::Closed { number } => Self::Closed { number },
+            IssueAction::Nothing => Self::Nothing,
+            IssueAction::DryRun { description } => Self::DryRun { description },
+            other => Self::Other {
+                description: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for IssueRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Opened { number } => write!(f, "opened #{number}"),
+            Self::Commented { number } => write!(f, "commented on #{number}"),
+            Self::Closed { number } => write!(f, "closed #{number}"),
+            Self::Nothing => f.write_str("nothing to do"),
+            Self::DryRun { description } | Self::Other { description } => f.write_str(description),
+        }
+    }
+}
+
+/// One active alert and what was done about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertOutcome {
+    /// The alert.
+    pub alert: Alert,
+    /// The LLM's triage, when asked and answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Triage>,
+    /// Why there is no triage although one was asked for (the LLM failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage_error: Option<String>,
+    /// What the issue sink did; `None` without a sink or when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueRecord>,
+    /// Why the issue sink failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_error: Option<String>,
+}
+
+/// A problem that recovered during the cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recovery {
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// What the sink did (only with `close_on_recovery`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueRecord>,
+    /// Why the sink failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_error: Option<String>,
+}
+
+/// What one `monitor` cycle saw and did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonitorReport {
+    /// Runs collected (distinct id and attempt).
+    pub runs: usize,
+    /// Pages read from the source.
+    pub pages: u32,
+    /// flow-telemetry's report: KPIs and trend per workflow over the rules' window, and the
+    /// active alerts (its JSON schema, version [`flow_telemetry::report::SCHEMA_VERSION`]).
+    pub telemetry: Report,
+    /// Alerts active at the end of the history, one per fingerprint, with their triage and
+    /// issue.
+    pub alerts: Vec<AlertOutcome>,
+    /// Problems that fired and recovered within the history.
+    pub recovered: Vec<Recovery>,
+}
+
+impl MonitorReport {
+    /// Alerts whose triage was asked for and failed.
+    pub fn triage_failures(&self) -> impl Iterator<Item = &AlertOutcome> {
+        self.alerts.iter().filter(|a| a.triage_error.is_some())
+    }
+
+    /// True when every issue the cycle tried to open, update or close was handled.
+    pub fn issues_ok(&self) -> bool {
+        self.alerts.iter().all(|a| a.issue_error.is_none())
+            && self.recovered.iter().all(|r| r.issue_error.is_none())
+    }
+
+    /// Pretty JSON: `{runs, pages, telemetry: <flow-telemetry report>, alerts: [{alert,
+    /// triage?, triage_error?, issue?, issue_error?}], recovered: [...]}`.
+    ///
+    /// # Errors
+    /// Never in practice; serialization of these types cannot fail.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::config("(report)", format!("cannot serialize the report: {e}")))
+    }
+
+    /// Markdown for `GITHUB_STEP_SUMMARY`: flow-telemetry's report (KPI table, alerts,
+    /// charts), then what was done about each alert: its issue and its triage.
+    pub fn to_markdown(&self) -> String {
+        let mut md = self.telemetry.to_markdown();
+        let _ = writeln!(
+            md,
+            "\n### Issues and triage\n\n{} runs read in {} page(s); {} active alert(s); {} recovered.\n",
+            self.runs,
+            self.pages,
+            self.alerts.len(),
+            self.recovered.len()
+        );
+        for a in &self.alerts {
+            let _ = writeln!(md, "#### {} ({})\n", a.alert.title(), a.alert.severity);
+            match (&a.issue, &a.issue_error) {
+                (Some(i), _) => {
+                    let _ = writeln!(md, "- issue: {i}");
+                }
+                (None, Some(e)) => {
+                    let _ = writeln!(md, "- issue: **failed**: {e}");
+                }
+                (None, None) => {
+                    let _ = writeln!(md, "- issue: none (no issue sink)");
+                }
+            }
+            if let Some(e) = &a.triage_error {
+                let _ = writeln!(md, "- triage: **unavailable**: {e}");
+            }
+            if let Some(t) = &a.triage {
+                let _ = writeln!(md, "\n{}", t.to_markdown().replace("### ", "##### "));
+            }
+            md.push('\n');
+        }
+        for r in &self.recovered {
+            let _ = match (&r.issue, &r.issue_error) {
+                (Some(i), _) => writeln!(md, "- recovered `{}`: {i}", r.fingerprint),
+                (None, Some(e)) => writeln!(
+                    md,
+                    "- recovered `{}`: closing **failed**: {e}",
+                    r.fingerprint
+                ),
+                (None, None) => writeln!(md, "- recovered `{}`", r.fingerprint),
+            };
+        }
+        md
+    }
+}
+
+/// Distinct runs in completion order (the order the detectors expect).
+fn completion_order(mut runs: Vec<Run>) -> Vec<Run> {
+    let mut seen = HashSet::new();
+    runs.retain(|r| seen.insert((r.id, r.run_attempt)));
+    runs.sort_by_key(|r| {
+        (
+            r.updated_at.or(r.created_at),
+            r.created_at,
+            r.id,
+            r.run_attempt,
+        )
+    });
+    runs
+}
+
+impl Orchestrator {
+    /// One monitoring cycle: read up to `max_pages` pages of runs from the run source, feed
+    /// them in completion order to flow-telemetry's [`Monitor`], then for each alert still
+    /// active at the end: ask the chat model for a [`Triage`] (when enabled and a model is
+    /// set; a failure is recorded in [`AlertOutcome::triage_error`] and the issue is raised
+    /// anyway), and raise it through the issue sink (which opens an issue or comments on the
+    /// open one). With `close_on_recovery`, problems that recovered are resolved.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a run source;
+    /// [`ErrorKind::Telemetry`](crate::ErrorKind::Telemetry) when reading runs fails. Issue
+    /// sink and LLM failures do not abort the cycle: they are in the report.
+    pub async fn monitor(&self) -> Result<MonitorReport> {
+        self.monitor_inner()
+            .instrument(tracing::info_span!("flow.monitor"))
+            .await
+    }
+
+    async fn monitor_inner(&self) -> Result<MonitorReport> {
+        let source = self.source.as_ref().ok_or_else(|| {
+            Error::missing(
+                "run source",
+                "set GITHUB_REPOSITORY and GITHUB_TOKEN, or call with_run_source",
+            )
+        })?;
+        let mut query = self.monitor.query.clone();
+        let mut runs = Vec::new();
+        let mut pages = 0;
+        while pages < self.monitor.max_pages {
+            let page = source.runs(&query).await?;
+            pages += 1;
+            runs.extend(page.runs);
+            match page.next_page {
+                Some(next) => query = query.with_page(next),
+                None => break,
+            }
+        }
+        let runs = completion_order(runs);
+        tracing::info!(runs = runs.len(), pages, "collected runs");
+
+        let mut monitor = Monitor::new(self.rules.clone());
+        let mut recovered = Vec::new();
+        for run in &runs {
+            let obs = monitor.observe(run);
+            recovered.extend(obs.recovered);
+        }
+        let active: Vec<Alert> = monitor.active_alerts().cloned().collect();
+        recovered.retain(|fp| !active.iter().any(|a| &a.fingerprint == fp));
+        recovered.sort();
+        recovered.dedup();
+
+        let mut alerts = Vec::with_capacity(active.len());
+        for alert in active {
+            alerts.push(self.handle_alert(alert).await);
+        }
+        let mut recoveries = Vec::with_capacity(recovered.len());
+        for fingerprint in recovered {
+            let mut r = Recovery {
+                fingerprint,
+                issue: None,
+                issue_error: None,
+            };
+            if self.monitor.close_on_recovery
+                && let Some(sink) = &self.sink
+            {
+                match sink.resolve(&r.fingerprint).await {
+                    Ok(a) => r.issue = Some(a.into()),
+                    Err(e) => r.issue_error = Some(e.to_string()),
+                }
+            }
+            recoveries.push(r);
+        }
+        Ok(MonitorReport {
+            runs: runs.len(),
+            pages,
+            telemetry: Report::from_monitor(&monitor, self.clock.now_ms()),
+            alerts,
+            recovered: recoveries,
+        })
+    }
+
+    async fn handle_alert(&self, alert: Alert) -> AlertOutcome {
+        let mut out = AlertOutcome {
+            alert,
+            triage: None,
+            triage_error: None,
+            issue: None,
+            issue_error: None,
+        };
+        if self.monitor.triage
+            && let Some(model) = &self.model
+        {
+            match self.triage(model.as_ref(), &out.alert).await {
+                Ok(t) => out.triage = Some(t),
+                Err(e) => {
+                    tracing::warn!(fingerprint = %out.alert.fingerprint, error = %e, "triage failed; raising the issue without it");
+                    out.triage_error = Some(e.to_string());
+                }
+            }
+        }
+        if let Some(sink) = &self.sink {
+            match sink.raise(&out.alert).await {
+                Ok(a) => out.issue = Some(a.into()),
+                Err(e) => {
+                    tracing::error!(fingerprint = %out.alert.fingerprint, error = %e, "raising the issue failed");
+                    out.issue_error = Some(e.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Asks the chat model for a [`Triage`] of `alert` from the jobs of its triggering run.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a chat model;
+    /// [`ErrorKind::Llm`](crate::ErrorKind::Llm) when the model fails. Failing to read the
+    /// jobs is not an error: the prompt says so.
+    pub async fn triage_alert(&self, alert: &Alert) -> Result<Triage> {
+        self.triage(self.model()?.as_ref(), alert).await
+    }
+
+    async fn triage(&self, model: &dyn flow_llm::ChatModel, alert: &Alert) -> Result<Triage> {
+        let jobs = match &self.source {
+            Some(s) => s.jobs(RunId(alert.run_id)).await.map_err(|e| e.to_string()),
+            None => Err("no run source".to_owned()),
+        };
+        let prompt = triage_prompt(alert, jobs.as_deref().map_err(String::as_str));
+        let request = self.request(Some(TRIAGE_SYSTEM_PROMPT), &prompt);
+        let decision = flow_llm::delegate::<Triage>(model, request)
+            .instrument(tracing::info_span!("flow.triage", fingerprint = %alert.fingerprint))
+            .await?;
+        Ok(decision.value)
+    }
+}

@@ -1,0 +1,353 @@
+//! The [`Orchestrator`], its builder, and the LLM operations (`delegate`, `review_issue`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_cache::{Cache, CacheStore};
+use flow_llm::{ChatModel, ChatRequest, Decision, Message, ReviewVerdict};
+use flow_publish::Publisher;
+use flow_telemetry::{Clock, IssueSink, Rules, RunQuery, RunSource, SystemClock};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// How `monitor` reads runs and what it does with alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorOptions {
+    /// The first page to read (filters, `per_page`); later pages follow `next_page`.
+    pub query: RunQuery,
+    /// At most this many pages are read.
+    pub max_pages: u32,
+    /// Ask the chat model (when there is one) for a triage of each alert.
+    pub triage: bool,
+    /// Call [`IssueSink::resolve`] for problems that recovered and are no longer active.
+    pub close_on_recovery: bool,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        Self {
+            query: RunQuery::default(),
+            max_pages: 10,
+            triage: true,
+            close_on_recovery: false,
+        }
+    }
+}
+
+/// The facade: wires a chat model, a cache, a run source, an issue sink and a publisher
+/// together, each behind its trait. Build it with [`Orchestrator::builder`] or from the
+/// configuration file with [`Orchestrator::from_config`](crate::Orchestrator::from_config).
+///
+/// Each operation needs only its own components: `delegate` and `review_issue` the chat
+/// model, `monitor` the run source and the issue sink (the chat model is optional), `publish`
+/// the publisher. A missing one is an [`ErrorKind::Missing`](crate::ErrorKind::Missing).
+#[derive(Clone)]
+pub struct Orchestrator {
+    pub(crate) model: Option<Arc<dyn ChatModel>>,
+    pub(crate) model_name: String,
+    pub(crate) source: Option<Arc<dyn RunSource>>,
+    pub(crate) sink: Option<Arc<dyn IssueSink>>,
+    pub(crate) publisher: Option<Arc<dyn Publisher>>,
+    pub(crate) rules: Rules,
+    pub(crate) monitor: MonitorOptions,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("model", &self.model.is_some())
+            .field("model_name", &self.model_name)
+            .field("source", &self.source.is_some())
+            .field("sink", &self.sink.is_some())
+            .field("publisher", &self.publisher.is_some())
+            .field("rules", &self.rules)
+            .field("monitor", &self.monitor)
+            .finish()
+    }
+}
+
+/// Builds an [`Orchestrator`] from trait objects; every part is optional.
+#[derive(Default)]
+pub struct OrchestratorBuilder {
+    model: Option<Arc<dyn ChatModel>>,
+    model_name: String,
+    cache: Option<Arc<dyn CacheStore>>,
+    cache_scope: Option<String>,
+    cache_ttl: Option<Duration>,
+    cache_stale: Option<Duration>,
+    source: Option<Arc<dyn RunSource>>,
+    sink: Option<Arc<dyn IssueSink>>,
+    publisher: Option<Arc<dyn Publisher>>,
+    rules: Rules,
+    monitor: MonitorOptions,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for OrchestratorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrchestratorBuilder")
+            .field("model", &self.model.is_some())
+            .field("cache", &self.cache.is_some())
+            .field("source", &self.source.is_some())
+            .field("sink", &self.sink.is_some())
+            .field("publisher", &self.publisher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrchestratorBuilder {
+    /// The chat model answering `delegate`, `review_issue` and triage (with its own retry or
+    /// fallback decorators, if any).
+    #[must_use]
+    pub fn with_chat_model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// The model name put in requests; empty (the default) lets the chat model use its own
+    /// default model.
+    #[must_use]
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.model_name = name.into();
+        self
+    }
+
+    /// Caches the chat model's answers in `store` (flow-llm's `Cached` decorator).
+    #[must_use]
+    pub fn with_cache_store(mut self, store: Arc<dyn CacheStore>) -> Self {
+        self.cache = Some(store);
+        self
+    }
+
+    /// Cache keys are scoped to `scope` (use the server's base URL); default `flow-orchestrator`.
+    #[must_use]
+    pub fn with_cache_scope(mut self, scope: impl Into<String>) -> Self {
+        self.cache_scope = Some(scope.into());
+        self
+    }
+
+    /// How long a cached answer is fresh (default flow-llm's `DEFAULT_CACHE_TTL`).
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// How long after its TTL a stale answer may stand in when the model fails.
+    #[must_use]
+    pub fn with_cache_stale(mut self, stale: Duration) -> Self {
+        self.cache_stale = Some(stale);
+        self
+    }
+
+    /// Where `monitor` reads runs and jobs.
+    #[must_use]
+    pub fn with_run_source(mut self, source: Arc<dyn RunSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where `monitor` opens and updates issues.
+    #[must_use]
+    pub fn with_issue_sink(mut self, sink: Arc<dyn IssueSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// What `publish` releases with.
+    #[must_use]
+    pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// The detector thresholds (validated by [`OrchestratorBuilder::build`]).
+    #[must_use]
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// How `monitor` reads runs and handles alerts.
+    #[must_use]
+    pub fn with_monitor_options(mut self, options: MonitorOptions) -> Self {
+        self.monitor = options;
+        self
+    }
+
+    /// Whether `monitor` asks the chat model for a triage of each alert (default true).
+    #[must_use]
+    pub fn with_triage(mut self, triage: bool) -> Self {
+        self.monitor.triage = triage;
+        self
+    }
+
+    /// The clock that dates reports (default the system clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The orchestrator.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid rules or
+    /// `max_pages == 0`; [`ErrorKind::Llm`](crate::ErrorKind::Llm) if the cache decorator
+    /// cannot be set up.
+    pub fn build(self) -> Result<Orchestrator> {
+        self.rules.validate().map_err(|e| match e.kind() {
+            flow_telemetry::ErrorKind::Config { key, detail } => {
+                Error::config(format!("rules.{key}"), detail.clone())
+            }
+            _ => Error::config("rules", e.to_string()),
+        })?;
+        if self.monitor.max_pages == 0 {
+            return Err(Error::config(
+                "max_pages",
+                "expected an integer >= 1, got 0",
+            ));
+        }
+        let model = match (self.model, self.cache) {
+            (Some(model), Some(store)) => {
+                let mut cached = flow_llm::Cached::new(
+                    model,
+                    Cache::from_arc(store),
+                    self.cache_scope
+                        .unwrap_or_else(|| "flow-orchestrator".to_owned()),
+                )?;
+                if let Some(ttl) = self.cache_ttl {
+                    cached = cached.with_ttl(ttl);
+                }
+                if let Some(stale) = self.cache_stale {
+                    cached = cached.with_stale(stale);
+                }
+                Some(Arc::new(cached) as Arc<dyn ChatModel>)
+            }
+            (model, _) => model,
+        };
+        Ok(Orchestrator {
+            model,
+            model_name: self.model_name,
+            source: self.source,
+            sink: self.sink,
+            publisher: self.publisher,
+            rules: self.rules,
+            monitor: self.monitor,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        })
+    }
+}
+
+impl Orchestrator {
+    /// A builder with nothing configured.
+    pub fn builder() -> OrchestratorBuilder {
+        OrchestratorBuilder::default()
+    }
+
+    /// The chat model, cache decorator included.
+    pub fn chat_model(&self) -> Option<&Arc<dyn ChatModel>> {
+        self.model.as_ref()
+    }
+
+    /// The detector thresholds in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The monitor options.
+    pub fn monitor_options(&self) -> &MonitorOptions {
+        &self.monitor
+    }
+
+    pub(crate) fn model(&self) -> Result<&Arc<dyn ChatModel>> {
+        self.model.as_ref().ok_or_else(|| {
+            Error::missing(
+                "chat model",
+                "set OPENAI_API_KEY, OPENAI_BASE_URL or GITHUB_TOKEN, or call with_chat_model",
+            )
+        })
+    }
+
+    /// A request for the configured model with `prompt` as the user message, after an
+    /// optional system message.
+    pub fn request(&self, system: Option<&str>, prompt: &str) -> ChatRequest {
+        let mut request = ChatRequest::new(self.model_name.clone());
+        if let Some(system) = system {
+            request = request.message(Message::system(system));
+        }
+        request.message(Message::user(prompt))
+    }
+
+    /// Free-form delegation: the model's text answer to `prompt`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a chat model;
+    /// [`ErrorKind::Llm`](crate::ErrorKind::Llm) when the call fails or the answer is empty.
+    pub async fn delegate_text(&self, system: Option<&str>, prompt: &str) -> Result<String> {
+        let model = self.model()?;
+        let response = model.complete(&self.request(system, prompt)).await?;
+        response
+            .text()
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                flow_llm::Error::new(
+                    flow_llm::ErrorKind::InvalidAnswer,
+                    format!(
+                        "model {} answered with no text: expected a text answer",
+                        response.meta.model
+                    ),
+                )
+                .into()
+            })
+    }
+
+    /// Typed delegation: an answer of type `T` (strict JSON schema, checked locally, asked
+    /// again once on a mismatch; see flow-llm's `delegate`).
+    ///
+    /// # Errors
+    /// As [`Orchestrator::delegate_text`].
+    pub async fn delegate<T>(&self, system: Option<&str>, prompt: &str) -> Result<Decision<T>>
+    where
+        T: JsonSchema + DeserializeOwned,
+    {
+        self.delegate_request(self.request(system, prompt)).await
+    }
+
+    /// Typed delegation of a request built by the caller (extra messages, temperature,
+    /// deadline, cache TTL...).
+    ///
+    /// # Errors
+    /// As [`Orchestrator::delegate_text`].
+    pub async fn delegate_request<T>(&self, request: ChatRequest) -> Result<Decision<T>>
+    where
+        T: JsonSchema + DeserializeOwned,
+    {
+        Ok(flow_llm::delegate(self.model()?.as_ref(), request).await?)
+    }
+
+    /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset).
+    ///
+    /// # Errors
+    /// As [`Orchestrator::delegate_text`]; an empty issue or evidence is an
+    /// [`ErrorKind::Llm`](crate::ErrorKind::Llm) invalid-prompt error.
+    pub async fn review_issue(
+        &self,
+        issue: &str,
+        evidence: &str,
+    ) -> Result<Decision<ReviewVerdict>> {
+        let model = self.model()?;
+        Ok(flow_llm::review_issue_with(
+            model.as_ref(),
+            ChatRequest::new(self.model_name.clone()),
+            issue,
+            evidence,
+        )
+        .await?)
+    }
+}

@@ -1,0 +1,163 @@
+//! `publish`: validate the action metadata, package the archives, release them.
+
+use std::path::PathBuf;
+
+use flow_publish::{
+    ActionMetadata, ArchiveSpec, Asset, Finding, Manifest, ReleasePlan, ReleaseReport,
+};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::orchestrator::Orchestrator;
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// The action metadata to validate first (`action.yml`), if any.
+    pub metadata: Option<ActionMetadata>,
+    /// One archive per target.
+    pub archives: Vec<ArchiveSpec>,
+    /// Where the archives and `manifest.json` are written.
+    pub out_dir: PathBuf,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    /// The version without `v`; every archive must carry it.
+    pub version: String,
+    /// The 40-hex commit the release and the major tag point at.
+    pub commit: String,
+    /// Release notes (Markdown), e.g. from flow-publish's `changelog_section`.
+    pub notes: String,
+    /// Move the major tag (`v1`) to the commit (default true).
+    pub move_major_tag: bool,
+}
+
+impl PublishRequest {
+    /// A request for `owner/repo` at `version` and `commit`, with no metadata, archives or
+    /// notes yet; output to `out_dir`.
+    pub fn new(
+        owner: impl Into<String>,
+        repo: impl Into<String>,
+        version: impl Into<String>,
+        commit: impl Into<String>,
+        out_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            metadata: None,
+            archives: Vec::new(),
+            out_dir: out_dir.into(),
+            owner: owner.into(),
+            repo: repo.into(),
+            version: version.into(),
+            commit: commit.into(),
+            notes: String::new(),
+            move_major_tag: true,
+        }
+    }
+
+    /// Validates `metadata` before anything is built.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: ActionMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Adds an archive.
+    #[must_use]
+    pub fn with_archive(mut self, spec: ArchiveSpec) -> Self {
+        self.archives.push(spec);
+        self
+    }
+
+    /// Sets the release notes.
+    #[must_use]
+    pub fn with_notes(mut self, notes: impl Into<String>) -> Self {
+        self.notes = notes.into();
+        self
+    }
+
+    /// Whether to move the major tag.
+    #[must_use]
+    pub fn with_major_tag(mut self, move_it: bool) -> Self {
+        self.move_major_tag = move_it;
+        self
+    }
+}
+
+/// What `publish` did.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// Warning-level findings of the metadata validation.
+    pub warnings: Vec<Finding>,
+    /// The archives and `manifest.json`, as uploaded.
+    pub assets: Vec<Asset>,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// What the publisher did.
+    pub release: ReleaseReport,
+}
+
+impl Orchestrator {
+    /// Validates the metadata (error findings stop here), packages every archive with its
+    /// SHA-256 and `manifest.json`, then releases them through the publisher (draft, upload,
+    /// verify, publish, major tag). A dry-run publisher makes this a dry run.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a publisher;
+    /// [`ErrorKind::Publish`](crate::ErrorKind::Publish) for invalid metadata (listing every
+    /// error finding), an invalid version or commit, packaging and release failures.
+    pub async fn publish(&self, request: &PublishRequest) -> Result<PublishReport> {
+        let publisher = self.publisher.as_ref().ok_or_else(|| {
+            Error::missing("publisher", "set GITHUB_TOKEN, or call with_publisher")
+        })?;
+        async {
+            let warnings = match &request.metadata {
+                Some(m) => m.validate().into_result()?,
+                None => Vec::new(),
+            };
+            if let Some(other) = request
+                .archives
+                .iter()
+                .find(|a| a.version != request.version)
+            {
+                return Err(Error::config(
+                    format!("archives[{}].version", other.target),
+                    format!(
+                        "expected {}, the version released, got {}",
+                        request.version, other.version
+                    ),
+                ));
+            }
+            // The plan checks the repository, version and commit before anything is built.
+            let mut plan = ReleasePlan::new(
+                request.owner.clone(),
+                request.repo.clone(),
+                request.version.clone(),
+                request.commit.clone(),
+                request.notes.clone(),
+                Vec::new(),
+            )?;
+            if !request.move_major_tag {
+                plan = plan.with_major_tag(None);
+            }
+            std::fs::create_dir_all(&request.out_dir).map_err(|e| {
+                Error::new(crate::ErrorKind::Io {
+                    path: request.out_dir.display().to_string(),
+                    detail: e.to_string(),
+                })
+            })?;
+            let (assets, manifest) = flow_publish::package(&request.archives, &request.out_dir)?;
+            plan.assets.clone_from(&assets);
+            let release = publisher.release(&plan).await?;
+            Ok(PublishReport {
+                warnings,
+                assets,
+                manifest,
+                release,
+            })
+        }
+        .instrument(tracing::info_span!("flow.publish", version = %request.version))
+        .await
+    }
+}

@@ -1,0 +1,65 @@
+//! Building from the configuration file and the environment.
+
+use std::collections::HashMap;
+
+use flow_orchestrator::{ErrorKind, FlowConfig, Orchestrator};
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
+
+#[test]
+fn nothing_configured_builds_an_orchestrator_without_parts() {
+    let config = FlowConfig::default().apply_env(env(&[])).unwrap();
+    let o = Orchestrator::configure(&config, env(&[]))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(o.chat_model().is_none());
+    assert_eq!(o.monitor_options().max_pages, 10);
+}
+
+#[test]
+fn the_file_and_environment_choose_the_model_rules_and_query() {
+    let config = FlowConfig::from_yaml(
+        "llm:\n  provider: compatible\n  model: llama3.2\n  max_retries: 0\ncache:\n  backend: none\ntelemetry:\n  workflow: ci.yml\n  triage: false\n  rules:\n    defaults:\n      consecutive_failures: 2\n",
+    )
+    .unwrap();
+    let vars = [
+        ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+        ("GITHUB_TOKEN", "ghp_x"),
+    ];
+    let config = config.apply_env(env(&vars)).unwrap();
+    let o = Orchestrator::configure(&config, env(&vars))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(o.chat_model().is_some());
+    assert_eq!(o.rules().for_workflow("CI").consecutive_failures, 2);
+    assert_eq!(
+        o.monitor_options().query.workflow.as_deref(),
+        Some("ci.yml")
+    );
+    assert!(!o.monitor_options().triage);
+    // Secrets never reach Debug.
+    assert!(!format!("{o:?}").contains("ghp_x"));
+}
+
+#[test]
+fn an_incomplete_provider_names_the_missing_variable() {
+    let config = FlowConfig::from_yaml("llm:\n  provider: openai\n").unwrap();
+    let e = Orchestrator::configure(&config, env(&[])).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Llm(_)), "{e}");
+    assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
+}
+
+#[test]
+fn a_bad_redis_url_is_a_cache_error() {
+    let config = FlowConfig::from_yaml("cache:\n  backend: redis\n  url: http://nope\n").unwrap();
+    let e = Orchestrator::configure(&config, env(&[("OPENAI_API_KEY", "sk-1")])).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Cache(_)), "{e}");
+}

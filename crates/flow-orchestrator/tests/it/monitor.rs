@@ -1,0 +1,260 @@
+//! monitor: collect → KPIs → anomalies → triage → issue, with every seam mocked.
+
+use std::sync::{Arc, Mutex};
+
+use flow_orchestrator::{IssueRecord, MonitorOptions, Orchestrator};
+use flow_telemetry::{AlertKind, IssueAction, RunId, RunPage, RunQuery};
+
+use crate::mocks::{
+    MockModel, MockSink, MockSource, answer, failing_jobs, history, one_page, server_down, text_of,
+};
+
+const TRIAGE: &str = r#"{"likely_cause":"`cargo test` fails in job test since run 1030","suggested_next_step":"Bisect the commits of run 1030"}"#;
+
+/// A source serving `healthy` successes then `failing` failures, with failing jobs.
+fn source(healthy: u64, failing: u64) -> MockSource {
+    let mut s = MockSource::new();
+    s.expect_runs()
+        .returning(move |_| Ok(one_page(history(healthy, failing))));
+    s.expect_jobs().returning(|run| Ok(failing_jobs(run)));
+    s
+}
+
+/// A sink that opens issue 1, 2, ... and records the alerts it saw.
+fn opening_sink(seen: Arc<Mutex<Vec<AlertKind>>>) -> MockSink {
+    let mut sink = MockSink::new();
+    sink.expect_raise().returning(move |alert| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(alert.kind);
+        Ok(IssueAction::Opened {
+            number: seen.len() as u64,
+        })
+    });
+    sink
+}
+
+#[tokio::test]
+async fn a_failure_burst_is_triaged_and_raised_once_per_fingerprint() {
+    let mut model = MockModel::new();
+    model
+        .expect_complete()
+        .withf(|req| {
+            let t = text_of(req);
+            t.contains("step 2 `cargo test`: failure") && t.contains("[flow-telemetry] CI:")
+        })
+        .returning(|_| Ok(answer(TRIAGE)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let o = Orchestrator::builder()
+        .with_chat_model(Arc::new(model))
+        .with_run_source(Arc::new(source(30, 5)))
+        .with_issue_sink(Arc::new(opening_sink(seen.clone())))
+        .with_clock(Arc::new(flow_telemetry::ManualClock::new(
+            1_767_225_600_000,
+        )))
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+
+    assert_eq!((report.runs, report.pages), (35, 1));
+    assert_eq!(report.telemetry.workflows.len(), 1);
+    assert_eq!(report.telemetry.workflows[0].kpis.values.count, 35);
+    assert_eq!(report.telemetry.generated_at_ms, 1_767_225_600_000);
+    let kinds: Vec<AlertKind> = report.alerts.iter().map(|a| a.alert.kind).collect();
+    assert!(kinds.contains(&AlertKind::ConsecutiveFailures), "{kinds:?}");
+    // One raise per active fingerprint, no more.
+    let mut raised = seen.lock().unwrap().clone();
+    raised.sort();
+    let mut expected = kinds;
+    expected.sort();
+    assert_eq!(raised, expected);
+    for a in &report.alerts {
+        let t = a.triage.as_ref().expect("triaged");
+        assert!(t.likely_cause.contains("cargo test"));
+        assert!(a.triage_error.is_none());
+        assert!(matches!(a.issue, Some(IssueRecord::Opened { .. })));
+    }
+    assert!(report.issues_ok());
+    assert_eq!(report.triage_failures().count(), 0);
+
+    let md = report.to_markdown();
+    assert!(
+        md.contains("**Likely cause:**") && md.contains("opened #"),
+        "{md}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    assert_eq!(json["alerts"][0]["issue"]["action"], "opened");
+    assert!(json["alerts"][0]["triage"]["suggested_next_step"].is_string());
+}
+
+#[tokio::test]
+async fn when_the_llm_fails_the_issue_is_still_raised_and_the_report_says_so() {
+    let mut model = MockModel::new();
+    model.expect_complete().returning(|_| Err(server_down()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let o = Orchestrator::builder()
+        .with_chat_model(Arc::new(model))
+        .with_run_source(Arc::new(source(30, 5)))
+        .with_issue_sink(Arc::new(opening_sink(seen.clone())))
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert!(!report.alerts.is_empty());
+    assert_eq!(seen.lock().unwrap().len(), report.alerts.len());
+    for a in &report.alerts {
+        assert!(a.triage.is_none());
+        let e = a.triage_error.as_deref().unwrap();
+        assert!(e.contains("connection refused"), "{e}");
+        assert!(matches!(a.issue, Some(IssueRecord::Opened { .. })));
+    }
+    assert_eq!(report.triage_failures().count(), report.alerts.len());
+    assert!(report.to_markdown().contains("triage: **unavailable**"));
+}
+
+#[tokio::test]
+async fn without_triage_the_model_is_not_asked() {
+    let mut model = MockModel::new();
+    model.expect_complete().times(0);
+    let mut source = MockSource::new();
+    source
+        .expect_runs()
+        .returning(|_| Ok(one_page(history(30, 5))));
+    source.expect_jobs().times(0);
+    let o = Orchestrator::builder()
+        .with_chat_model(Arc::new(model))
+        .with_run_source(Arc::new(source))
+        .with_issue_sink(Arc::new(opening_sink(Arc::default())))
+        .with_triage(false)
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert!(
+        report
+            .alerts
+            .iter()
+            .all(|a| a.triage.is_none() && a.triage_error.is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_failing_sink_is_reported_not_fatal() {
+    let mut sink = MockSink::new();
+    sink.expect_raise().returning(|_| {
+        Err(flow_telemetry::Error::new(
+            flow_telemetry::ErrorKind::Transport("connection reset".into()),
+        ))
+    });
+    let o = Orchestrator::builder()
+        .with_run_source(Arc::new(source(30, 5)))
+        .with_issue_sink(Arc::new(sink))
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert!(!report.alerts.is_empty());
+    assert!(!report.issues_ok());
+    assert!(
+        report.alerts[0]
+            .issue_error
+            .as_deref()
+            .unwrap()
+            .contains("connection reset")
+    );
+    assert!(report.to_markdown().contains("issue: **failed**"));
+}
+
+#[tokio::test]
+async fn a_healthy_history_raises_nothing() {
+    let mut sink = MockSink::new();
+    sink.expect_raise().times(0);
+    sink.expect_resolve().times(0);
+    let o = Orchestrator::builder()
+        .with_run_source(Arc::new(source(40, 0)))
+        .with_issue_sink(Arc::new(sink))
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert_eq!(
+        (report.runs, report.alerts.len(), report.recovered.len()),
+        (40, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn pages_are_followed_up_to_max_pages() {
+    let all = history(30, 5);
+    let mut source = MockSource::new();
+    let pages = Arc::new(Mutex::new(Vec::new()));
+    let asked = pages.clone();
+    source.expect_runs().returning(move |q: &RunQuery| {
+        asked.lock().unwrap().push(q.page);
+        // Newest first, 10 per page.
+        let mut newest: Vec<_> = all.clone();
+        newest.reverse();
+        let start = (q.page as usize - 1) * 10;
+        let runs: Vec<_> = newest.iter().skip(start).take(10).cloned().collect();
+        Ok(RunPage {
+            runs,
+            total_count: Some(35),
+            next_page: (start + 10 < 35).then_some(q.page + 1),
+            not_modified: false,
+        })
+    });
+    let o = Orchestrator::builder()
+        .with_run_source(Arc::new(source))
+        .with_monitor_options(MonitorOptions {
+            max_pages: 3,
+            ..MonitorOptions::default()
+        })
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert_eq!(*pages.lock().unwrap(), [1, 2, 3]);
+    assert_eq!((report.pages, report.runs), (3, 30));
+    // Without a sink the alerts are reported only.
+    assert!(
+        report
+            .alerts
+            .iter()
+            .all(|a| a.issue.is_none() && a.issue_error.is_none())
+    );
+}
+
+#[tokio::test]
+async fn recovered_problems_are_resolved_when_asked() {
+    // A burst, then health again: the consecutive-failure problem recovers.
+    let mut runs = history(30, 5);
+    runs.extend((35..45).map(|i| crate::mocks::run(i, flow_telemetry::Conclusion::Success)));
+    let mut source = MockSource::new();
+    source
+        .expect_runs()
+        .returning(move |_| Ok(one_page(runs.clone())));
+    source
+        .expect_jobs()
+        .returning(|run: RunId| Ok(failing_jobs(run)));
+    let mut sink = MockSink::new();
+    sink.expect_raise().times(0);
+    let resolved = Arc::new(Mutex::new(Vec::new()));
+    let r = resolved.clone();
+    sink.expect_resolve().returning(move |fp| {
+        r.lock().unwrap().push(fp.clone());
+        Ok(IssueAction::Closed { number: 9 })
+    });
+    let o = Orchestrator::builder()
+        .with_run_source(Arc::new(source))
+        .with_issue_sink(Arc::new(sink))
+        .with_monitor_options(MonitorOptions {
+            close_on_recovery: true,
+            ..MonitorOptions::default()
+        })
+        .build()
+        .unwrap();
+    let report = o.monitor().await.unwrap();
+    assert!(report.alerts.is_empty(), "{:?}", report.alerts);
+    let fp = flow_telemetry::Fingerprint::of("CI", AlertKind::ConsecutiveFailures);
+    assert!(resolved.lock().unwrap().contains(&fp));
+    assert!(
+        report
+            .recovered
+            .iter()
+            .any(|r| r.fingerprint == fp && r.issue == Some(IssueRecord::Closed { number: 9 }))
+    );
+}
