@@ -20,7 +20,7 @@ pub const SECRET_INPUTS: &[&str] = &["api-key", "github-token", "redis-url"];
 const AFTER_HELP: &str = "\
 Examples:
   flow monitor                                   # offline, on the bundled sample history
-  flow monitor --repo octo/app --github-token $GITHUB_TOKEN --open-issues
+  flow monitor --repo octo/app --github-token \"$GITHUB_TOKEN\" --open-issues
   flow delegate --prompt 'Ship it?' --choices yes,no
   flow review-issue --title 'Crash on start' --evidence 'CI run 42 passed'
   flow publish metadata --check
@@ -344,10 +344,9 @@ pub struct MonitorArgs {
     #[arg(long)]
     #[schemars(default)]
     pub triage: bool,
-    /// Comma-separated labels for the issues opened.
-    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
-    #[schemars(with = "Option<String>")]
-    pub labels: Vec<String>,
+    /// The label that marks (and finds) the issues flow opens (default: flow-telemetry).
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     /// Report format on stdout (--json overrides it).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     #[schemars(default = "default_format")]

@@ -112,21 +112,34 @@ impl Progress {
 }
 
 /// A [`RunSource`] that reports each page and each run's jobs to a [`Progress`].
-#[derive(Debug)]
-pub struct ProgressSource<'a, S> {
-    inner: S,
+pub struct ProgressSource<'a> {
+    inner: Box<dyn RunSource + 'a>,
     progress: &'a Progress,
 }
 
-impl<'a, S> ProgressSource<'a, S> {
+impl std::fmt::Debug for ProgressSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressSource").finish_non_exhaustive()
+    }
+}
+
+impl<'a> ProgressSource<'a> {
     /// Wraps `inner`.
-    pub fn new(inner: S, progress: &'a Progress) -> Self {
+    pub fn new(inner: impl RunSource + 'a, progress: &'a Progress) -> Self {
+        Self {
+            inner: Box::new(inner),
+            progress,
+        }
+    }
+
+    /// Wraps an already boxed source.
+    pub fn boxed(inner: Box<dyn RunSource + 'a>, progress: &'a Progress) -> Self {
         Self { inner, progress }
     }
 }
 
 #[async_trait]
-impl<S: RunSource> RunSource for ProgressSource<'_, S> {
+impl RunSource for ProgressSource<'_> {
     async fn runs(&self, query: &RunQuery) -> flow_telemetry::Result<RunPage> {
         let page = self.inner.runs(query).await?;
         self.progress.page(page.runs.len(), page.total_count);

@@ -6,7 +6,11 @@
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
+use flow_telemetry::github::GitHubClient;
+use flow_telemetry::github::GitHubConfig;
+use flow_telemetry::sink::github::GitHubIssueSink;
 use flow_telemetry::source::file::FileSource;
+use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::{
     Alert, DryRunSink, IssueAction, IssueSink, Kpis, Monitor, Rules, Run, RunQuery, RunSource,
     Severity,
@@ -27,6 +31,7 @@ use crate::report::{Mode, Outcome};
 enum Origin {
     Sample,
     File(String),
+    Repository(String),
 }
 
 impl std::fmt::Display for Origin {
@@ -34,6 +39,7 @@ impl std::fmt::Display for Origin {
         match self {
             Self::Sample => f.write_str("the bundled sample history (offline)"),
             Self::File(p) => write!(f, "{p} (offline)"),
+            Self::Repository(r) => write!(f, "{r}"),
         }
     }
 }
@@ -62,32 +68,55 @@ pub(crate) fn monitor(args: &MonitorArgs, mode: Mode, json_out: bool) -> anyhow:
             .with_context(|| format!("reading the rules in {}", path.display()))?,
         None => Rules::default(),
     };
-    let (source, origin): (FileSource, Origin) = if let Some(path) = &args.from_file {
+    let rt = llm::runtime()?;
+    // The GitHub client needs a runtime around it when it is built.
+    let _guard = rt.enter();
+    let github = match &args.github.repo {
+        Some(repo) if args.from_file.is_none() || args.open_issues => {
+            let mut cfg = GitHubConfig::from_slug(repo)?
+                .with_base_url(args.github.api_url.trim_end_matches('/'))
+                .with_conditional(false);
+            if let Some(token) = &args.github.github_token {
+                cfg = cfg.with_token(token.to_secret_string());
+            }
+            Some(GitHubClient::new(cfg)?)
+        }
+        _ => None,
+    };
+    let (source, origin): (Box<dyn RunSource>, Origin) = if let Some(path) = &args.from_file {
         let source = FileSource::from_path(path)
             .with_context(|| format!("reading runs from {}", path.display()))?;
-        (source, Origin::File(path.display().to_string()))
-    } else if let Some(repo) = &args.github.repo {
-        anyhow::bail!(
-            "monitoring github.com/{repo} needs flow-telemetry's GitHub source, which this build \
-             does not have yet; export the runs (gh run list --json ...) and use --from-file"
-        );
+        (Box::new(source), Origin::File(path.display().to_string()))
+    } else if let (Some(client), Some(repo)) = (&github, &args.github.repo) {
+        (
+            Box::new(GitHubSource::new(client.clone())),
+            Origin::Repository(repo.clone()),
+        )
     } else {
         let runs = flow_telemetry::sample::history().context("reading the bundled sample")?;
-        (FileSource::new(runs), Origin::Sample)
+        (Box::new(FileSource::new(runs)), Origin::Sample)
     };
-    if args.open_issues {
-        anyhow::bail!(
-            "--open-issues needs flow-telemetry's GitHub issue sink, which this build does not \
-             have yet; without it the issues are a dry run"
-        );
-    }
+    let sink: Box<dyn IssueSink> = match (&github, args.open_issues) {
+        (Some(client), true) => {
+            anyhow::ensure!(
+                args.github.github_token.is_some(),
+                "--open-issues needs --github-token (or GITHUB_TOKEN)"
+            );
+            let mut sink = GitHubIssueSink::new(client.clone());
+            if let Some(label) = &args.label {
+                sink = sink.with_label(label.clone());
+            }
+            Box::new(sink)
+        }
+        (None, true) => anyhow::bail!("--open-issues needs --repo (owner/name)"),
+        (_, false) => Box::new(DryRunSink::new(Box::new(std::io::sink()))),
+    };
     let progress = if json_out && mode == Mode::Terminal {
         Progress::off()
     } else {
         Progress::stderr()
     };
-    let rt = llm::runtime()?;
-    let source = ProgressSource::new(source, &progress);
+    let source = ProgressSource::boxed(source, &progress);
     let mut runs = rt.block_on(collect(&source, args))?;
     progress.finish();
     // Oldest first: the detectors stream through history.
@@ -119,7 +148,6 @@ pub(crate) fn monitor(args: &MonitorArgs, mode: Mode, json_out: bool) -> anyhow:
     } else {
         None
     };
-    let sink = DryRunSink::new(Box::new(std::io::sink()));
     let mut handled = Vec::new();
     let mut notes = Vec::new();
     for alert in active {

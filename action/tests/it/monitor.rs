@@ -107,3 +107,62 @@ fn a_missing_file_fails_with_its_name() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("/nonexistent/runs.json"), "{stderr}");
 }
+
+/// `--repo` reads the runs from a GitHub-shaped server (GITHUB_API_URL), with the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_through_the_github_rest_api() {
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+        .lines()
+        .take(230)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    runs.reverse(); // GitHub lists newest first
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/app/actions/runs"))
+        .and(query_param("per_page", "100"))
+        .and(header("authorization", "Bearer ghs_monitor_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "total_count": runs.len(),
+            "workflow_runs": runs,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        flow()
+            .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
+            .env("GITHUB_TOKEN", "ghs_monitor_token")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["origin"]["kind"], "repository");
+    assert_eq!(v["origin"]["name"], "octo/app");
+    assert_eq!(v["runs"], 230);
+    let open = v["alerts"].as_array().unwrap();
+    assert!(!open.is_empty(), "{v}");
+    assert!(
+        open[0]["issue"].as_str().unwrap().starts_with("dry-run:"),
+        "{v}"
+    );
+    server.verify().await;
+}
+
+#[test]
+fn open_issues_needs_a_repository() {
+    let out = flow().args(["monitor", "--open-issues"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--open-issues needs --repo"), "{stderr}");
+}
