@@ -183,7 +183,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IssuesConfig {
-    /// Labels put on each issue (created when missing); the first finds the open issues.
+    /// The label put on each issue (created when missing) and used to find the open ones.
+    /// flow-telemetry's GitHub sink takes one label today: only the first is used.
     pub labels: Vec<String>,
 }
 

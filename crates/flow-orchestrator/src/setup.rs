@@ -7,6 +7,9 @@ use flow_cache::{CacheStore, MemoryConfig, MemoryStore, RedisConfig, RedisStore}
 use flow_llm::{ChatModel, ChatModelExt, ClientConfig, HttpClient, RetryPolicy};
 use flow_publish::GitHubPublisher;
 use flow_telemetry::RunQuery;
+use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::sink::github::GitHubIssueSink;
+use flow_telemetry::source::github::GitHubSource;
 use secrecy::SecretString;
 
 use crate::config::{CacheBackend, FlowConfig};
@@ -47,20 +50,23 @@ impl Orchestrator {
     ///   configured anywhere;
     /// - cache store: memory or Redis per `cache.*`, caching the model's answers for
     ///   `cache.ttl_secs`;
+    /// - run source and issue sink: flow-telemetry's [`GitHubSource`] and [`GitHubIssueSink`]
+    ///   on `telemetry.repository` (else `GITHUB_REPOSITORY`), at `GITHUB_API_URL` (default
+    ///   `https://api.github.com`), with `GITHUB_TOKEN` when set; the sink labels issues with
+    ///   the first of `issues.labels` and closes them on recovery per
+    ///   `telemetry.close_on_recovery`;
     /// - publisher: flow-publish's [`GitHubPublisher`] when `GITHUB_TOKEN` is set, on
     ///   `GITHUB_API_URL` when set;
     /// - rules and monitor options from `telemetry.*`.
     ///
-    /// The GitHub run source and issue sink are not built here yet (see the crate docs): pass
-    /// them with [`OrchestratorBuilder::with_run_source`] and
-    /// [`OrchestratorBuilder::with_issue_sink`].
+    /// Must be called inside a tokio runtime (the GitHub client needs one).
     ///
     /// `config` should already carry the environment ([`FlowConfig::apply_env`]).
     ///
     /// # Errors
     /// [`ErrorKind::Llm`] when the provider is configured but incomplete (naming the missing
     /// variable); [`ErrorKind::Cache`] for a bad Redis URL; [`ErrorKind::Publish`] when the
-    /// HTTP client cannot be built.
+    /// HTTP client cannot be built; [`ErrorKind::Telemetry`] for an invalid `GITHUB_API_URL`.
     pub fn configure(
         config: &FlowConfig,
         var: impl Fn(&str) -> Option<String>,
@@ -78,6 +84,24 @@ impl Orchestrator {
                     .with_cache_ttl(Duration::from_secs(config.cache.ttl_secs))
                     .with_cache_stale(Duration::from_secs(config.cache.stale_secs));
             }
+        }
+        if let Some((owner, repo)) = config.repository() {
+            let mut gh = GitHubConfig::new(owner, repo);
+            if let Some(api) = var("GITHUB_API_URL") {
+                gh = gh.with_base_url(api);
+            }
+            if let Some(token) = var("GITHUB_TOKEN") {
+                gh = gh.with_token(SecretString::from(token));
+            }
+            let client = GitHubClient::new(gh)?;
+            let mut sink = GitHubIssueSink::new(client.clone())
+                .with_close_on_recovery(config.telemetry.close_on_recovery);
+            if let Some(label) = config.issues.labels.first() {
+                sink = sink.with_label(label.clone());
+            }
+            builder = builder
+                .with_run_source(Arc::new(GitHubSource::new(client)))
+                .with_issue_sink(Arc::new(sink));
         }
         if let Some(token) = var("GITHUB_TOKEN") {
             let mut publisher = GitHubPublisher::new(SecretString::from(token))?;

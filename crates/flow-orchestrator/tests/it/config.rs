@@ -12,8 +12,8 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     move |k| m.get(k).cloned()
 }
 
-#[test]
-fn nothing_configured_builds_an_orchestrator_without_parts() {
+#[tokio::test]
+async fn nothing_configured_builds_an_orchestrator_without_parts() {
     let config = FlowConfig::default().apply_env(env(&[])).unwrap();
     let o = Orchestrator::configure(&config, env(&[]))
         .unwrap()
@@ -23,8 +23,8 @@ fn nothing_configured_builds_an_orchestrator_without_parts() {
     assert_eq!(o.monitor_options().max_pages, 10);
 }
 
-#[test]
-fn the_file_and_environment_choose_the_model_rules_and_query() {
+#[tokio::test]
+async fn the_file_and_environment_choose_the_model_rules_and_query() {
     let config = FlowConfig::from_yaml(
         "llm:\n  provider: compatible\n  model: llama3.2\n  max_retries: 0\ncache:\n  backend: none\ntelemetry:\n  workflow: ci.yml\n  triage: false\n  rules:\n    defaults:\n      consecutive_failures: 2\n",
     )
@@ -32,6 +32,7 @@ fn the_file_and_environment_choose_the_model_rules_and_query() {
     let vars = [
         ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
         ("GITHUB_TOKEN", "ghp_x"),
+        ("GITHUB_REPOSITORY", "octo/hello"),
     ];
     let config = config.apply_env(env(&vars)).unwrap();
     let o = Orchestrator::configure(&config, env(&vars))
@@ -45,20 +46,24 @@ fn the_file_and_environment_choose_the_model_rules_and_query() {
         Some("ci.yml")
     );
     assert!(!o.monitor_options().triage);
+    assert!(
+        format!("{o:?}").contains("source: true, sink: true, publisher: true"),
+        "{o:?}"
+    );
     // Secrets never reach Debug.
     assert!(!format!("{o:?}").contains("ghp_x"));
 }
 
-#[test]
-fn an_incomplete_provider_names_the_missing_variable() {
+#[tokio::test]
+async fn an_incomplete_provider_names_the_missing_variable() {
     let config = FlowConfig::from_yaml("llm:\n  provider: openai\n").unwrap();
     let e = Orchestrator::configure(&config, env(&[])).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Llm(_)), "{e}");
     assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
 }
 
-#[test]
-fn a_bad_redis_url_is_a_cache_error() {
+#[tokio::test]
+async fn a_bad_redis_url_is_a_cache_error() {
     let config = FlowConfig::from_yaml("cache:\n  backend: redis\n  url: http://nope\n").unwrap();
     let e = Orchestrator::configure(&config, env(&[("OPENAI_API_KEY", "sk-1")])).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Cache(_)), "{e}");
