@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 use flow_cache::{Cache, FetchError, Key, Lookup, Namespace, Outcome, Policy};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -185,12 +186,22 @@ impl<M: ChatModel + 'static> ChatModel for Cached<M> {
         if request.options.no_store {
             return self.inner.complete(request).await;
         }
+        let span = tracing::debug_span!("flow.llm.cache", cache = tracing::field::Empty);
+        let result = self.lookup_or_call(request).instrument(span.clone()).await;
+        if let Ok(r) = &result {
+            span.record("cache", tracing::field::debug(r.meta.cache));
+        }
+        result
+    }
+}
+
+impl<M: ChatModel + 'static> Cached<M> {
+    async fn lookup_or_call(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let key = self.key(request)?;
         // Fast path: a fresh hit needs no clone of the request.
         if let Lookup::Fresh(entry) = self.cache.get(&key).await
             && let Some(r) = decode(&entry.value, CacheStatus::Hit)
         {
-            tracing::debug!(cache = "hit", key = %key, "flow.llm.cache");
             return Ok(r);
         }
         let policy =
@@ -219,8 +230,6 @@ impl<M: ChatModel + 'static> ChatModel for Cached<M> {
                 let r = s.value.into_response(status);
                 if status == CacheStatus::Stale {
                     tracing::warn!(key = %key, "every model failed: serving a stale cached answer");
-                } else {
-                    tracing::debug!(cache = ?status, key = %key, "flow.llm.cache");
                 }
                 Ok(r)
             }

@@ -239,8 +239,9 @@ impl HttpClient {
             .await
             .map_err(|e| self.transport_error(&e, "the request"))?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let id = request_id(&headers);
+        let id = request_id(response.headers());
+        // Only an error needs the headers after the body is read.
+        let error_headers = (!(200..300).contains(&status)).then(|| response.headers().clone());
         span.record("status", status);
         if let Some(id) = &id {
             span.record("request_id", id.as_str());
@@ -251,7 +252,7 @@ impl HttpClient {
             .map_err(|e| self.transport_error(&e, "the response body"))?;
         let latency = started.elapsed();
         span.record("latency_ms", latency.as_millis() as u64);
-        if !(200..300).contains(&status) {
+        if let Some(headers) = error_headers {
             return Err(self.api_error(status, &headers, &bytes, &req.model));
         }
         let mut parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {

@@ -1,6 +1,9 @@
 //! Typed answers: ask for JSON that follows the schema of `T`, check it locally, ask once more
 //! on a mismatch.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
 use jsonschema::Validator;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -47,7 +50,25 @@ struct AnswerSpec {
     original_validator: Option<Validator>,
 }
 
+/// Specs built so far, by schemars schema id: building the validators costs far more than a
+/// lookup, and a program asks for the same few types again and again.
+static SPECS: OnceLock<Mutex<HashMap<String, Arc<AnswerSpec>>>> = OnceLock::new();
+
 impl AnswerSpec {
+    fn for_type<T: JsonSchema>() -> Result<Arc<Self>> {
+        let id = T::schema_id();
+        let specs = SPECS.get_or_init(Mutex::default);
+        if let Some(spec) = specs.lock().unwrap_or_else(PoisonError::into_inner).get(id.as_ref()) {
+            return Ok(Arc::clone(spec));
+        }
+        let spec = Arc::new(Self::new::<T>()?);
+        specs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.into_owned(), Arc::clone(&spec));
+        Ok(spec)
+    }
+
     fn new<T: JsonSchema>() -> Result<Self> {
         let original = schemars::schema_for!(T);
         let strict = StrictSchema::from_schema(original.as_value());
@@ -244,7 +265,7 @@ pub async fn delegate_with<T>(
 where
     T: JsonSchema + DeserializeOwned,
 {
-    let spec = AnswerSpec::new::<T>()?;
+    let spec = AnswerSpec::for_type::<T>()?;
     let mut req = spec.apply(request, mode);
     let mut usage = Usage::default();
     for ask in 1..=2u32 {
