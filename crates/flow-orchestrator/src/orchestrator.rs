@@ -38,8 +38,9 @@ impl Default for MonitorOptions {
 }
 
 /// The facade: wires a chat model, a cache, a run source, an issue sink and a publisher
-/// together, each behind its trait. Build it with [`Orchestrator::builder`] or from the
-/// configuration file with [`Orchestrator::from_config`](crate::Orchestrator::from_config).
+/// together, each behind its trait. Build it with [`Orchestrator::builder`], or from the
+/// configuration file and the environment with [`Orchestrator::from_env`] or
+/// [`Orchestrator::configure`].
 ///
 /// Each operation needs only its own components: `delegate` and `review_issue` the chat
 /// model, `monitor` the run source and the issue sink (the chat model is optional), `publish`
