@@ -1,7 +1,7 @@
 //! `monitor`: collect runs, compute KPIs, detect anomalies, triage each alert with the LLM
 //! (optionally), open or update its issue, and report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use flow_telemetry::report::Report;
@@ -98,6 +98,9 @@ pub struct AlertOutcome {
 pub struct Recovery {
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
+    /// The last alert raised for it before it recovered (workflow, kind, evidence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Alert>,
     /// What the sink did (only with `close_on_recovery`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue: Option<IssueRecord>,
@@ -179,14 +182,14 @@ impl MonitorReport {
             md.push('\n');
         }
         for r in &self.recovered {
+            let name = r.alert.as_ref().map_or_else(
+                || r.fingerprint.to_string(),
+                |a| format!("{} {} ({})", a.workflow, a.kind, r.fingerprint),
+            );
             let _ = match (&r.issue, &r.issue_error) {
-                (Some(i), _) => writeln!(md, "- recovered `{}`: {i}", r.fingerprint),
-                (None, Some(e)) => writeln!(
-                    md,
-                    "- recovered `{}`: closing **failed**: {e}",
-                    r.fingerprint
-                ),
-                (None, None) => writeln!(md, "- recovered `{}`", r.fingerprint),
+                (Some(i), _) => writeln!(md, "- recovered {name}: {i}"),
+                (None, Some(e)) => writeln!(md, "- recovered {name}: closing **failed**: {e}"),
+                (None, None) => writeln!(md, "- recovered {name}"),
             };
         }
         md
@@ -250,9 +253,13 @@ impl Orchestrator {
 
         let mut monitor = Monitor::new(self.rules.clone());
         let mut recovered = Vec::new();
+        let mut last_fired: HashMap<Fingerprint, Alert> = HashMap::new();
         for run in &runs {
             let obs = monitor.observe(run);
             recovered.extend(obs.recovered);
+            for a in obs.alerts {
+                last_fired.insert(a.fingerprint.clone(), a);
+            }
         }
         let active: Vec<Alert> = monitor.active_alerts().cloned().collect();
         recovered.retain(|fp| !active.iter().any(|a| &a.fingerprint == fp));
@@ -266,6 +273,7 @@ impl Orchestrator {
         let mut recoveries = Vec::with_capacity(recovered.len());
         for fingerprint in recovered {
             let mut r = Recovery {
+                alert: last_fired.remove(&fingerprint),
                 fingerprint,
                 issue: None,
                 issue_error: None,

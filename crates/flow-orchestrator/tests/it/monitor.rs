@@ -251,10 +251,17 @@ async fn recovered_problems_are_resolved_when_asked() {
     assert!(report.alerts.is_empty(), "{:?}", report.alerts);
     let fp = flow_telemetry::Fingerprint::of("CI", AlertKind::ConsecutiveFailures);
     assert!(resolved.lock().unwrap().contains(&fp));
-    assert!(
-        report
-            .recovered
-            .iter()
-            .any(|r| r.fingerprint == fp && r.issue == Some(IssueRecord::Closed { number: 9 }))
+    let r = report
+        .recovered
+        .iter()
+        .find(|r| r.fingerprint == fp)
+        .unwrap();
+    assert_eq!(r.issue, Some(IssueRecord::Closed { number: 9 }));
+    let fired = r.alert.as_ref().unwrap();
+    assert_eq!(
+        (fired.workflow.as_str(), fired.kind),
+        ("CI", AlertKind::ConsecutiveFailures)
     );
+    let md = report.to_markdown();
+    assert!(md.contains("- recovered CI consecutive_failures"), "{md}");
 }
