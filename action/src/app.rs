@@ -62,10 +62,13 @@ pub fn run(
     };
     let json = cli.global.json;
     let name = sub.name();
-    let result = crate::commands::run(sub, &cli.global, mode)
-        .and_then(|o| report::present(&o, mode, json, &Sinks::from_env(lookup), stdout));
+    let result = crate::commands::run(sub, &cli.global, mode).and_then(|o| {
+        report::present(&o, mode, json, &Sinks::from_env(lookup), stdout)?;
+        Ok(o.failure)
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(failure)) => fail(&format!("flow {name}: {failure}"), mode, stdout),
         Err(e) => fail(&format!("flow {name}: {e:#}"), mode, stdout),
     }
 }
@@ -113,6 +116,8 @@ pub fn masks(command: &clap::Command, lookup: &dyn Fn(&str) -> Option<String>) -
         vars.push(gha::input_var(name));
         vars.push(gha::input_var_underscore(name));
     }
+    // Read by the LLM client for azure without a flag of its own.
+    vars.push("AZURE_OPENAI_API_KEY".to_owned());
     for_each_arg(command, &mut |arg| {
         if arg.get_long().is_some_and(|l| SECRET_INPUTS.contains(&l))
             && let Some(env) = arg.get_env().and_then(|e| e.to_str())

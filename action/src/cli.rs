@@ -153,23 +153,24 @@ pub enum CacheBackend {
     /// A Redis server shared by runners (--redis-url).
     Redis,
     /// No cache.
-    Off,
+    None,
 }
 
-/// Options of the LLM client, shared by `delegate`, `review-issue` and `monitor --triage`.
+/// Options of the LLM client, shared by `delegate`, `review-issue` and `monitor`'s triage.
+/// Each one overrides the configuration file and its environment variable.
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[command(next_help_heading = "LLM options")]
 #[schemars(rename_all = "kebab-case")]
 pub struct LlmArgs {
-    /// Chat Completions provider.
-    #[arg(long, value_enum, default_value_t = Provider::Openai, env = "FLOW_PROVIDER")]
-    #[schemars(default = "default_provider")]
-    pub provider: Provider,
-    /// Model name; a comma-separated list falls back left to right.
-    #[arg(long, value_name = "NAME", env = "FLOW_MODEL")]
+    /// Chat Completions provider (FLOW_LLM_PROVIDER); guessed from the variables that are set
+    /// when omitted.
+    #[arg(long, value_enum)]
+    pub provider: Option<Provider>,
+    /// Model name, or the Azure deployment (FLOW_LLM_MODEL).
+    #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Base URL of the Chat Completions API (OPENAI_BASE_URL).
-    #[arg(long, value_name = "URL", env = "OPENAI_BASE_URL")]
+    /// Base URL of the Chat Completions API (OPENAI_BASE_URL); for azure, the endpoint.
+    #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// API key (OPENAI_API_KEY); for github-models a GitHub token (GITHUB_TOKEN when omitted).
     /// Secret.
@@ -181,47 +182,26 @@ pub struct LlmArgs {
     )]
     #[schemars(with = "Option<String>")]
     pub api_key: Option<Secret>,
-    /// Deadline for one decision, in seconds, retries included.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    #[schemars(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Response cache backend.
-    #[arg(long, value_enum, default_value_t = CacheBackend::Memory, env = "FLOW_CACHE")]
-    #[schemars(default = "default_cache")]
-    pub cache: CacheBackend,
-    /// How long a cached answer stays fresh, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    #[schemars(default = "default_ttl")]
-    pub cache_ttl_secs: u64,
-    /// Redis URL for --cache redis (FLOW_REDIS_URL). Secret: it may hold a password.
+    /// Timeout of one HTTP attempt, in seconds (FLOW_LLM_TIMEOUT_SECS; default 60).
+    #[arg(long, value_name = "SECS")]
+    pub timeout_secs: Option<u64>,
+    /// Response cache backend (FLOW_CACHE_BACKEND; default memory).
+    #[arg(long, value_enum)]
+    pub cache: Option<CacheBackend>,
+    /// How long a cached answer stays fresh, in seconds (FLOW_CACHE_TTL_SECS; default 3600).
+    #[arg(long, value_name = "SECS")]
+    pub cache_ttl_secs: Option<u64>,
+    /// Redis URL for --cache redis (FLOW_CACHE_URL). Secret: it may hold a password.
     #[arg(
         long,
         value_name = "URL",
-        env = "FLOW_REDIS_URL",
+        env = "FLOW_CACHE_URL",
         hide_env_values = true
     )]
     #[schemars(with = "Option<String>")]
     pub redis_url: Option<Secret>,
 }
 
-fn default_provider() -> Provider {
-    Provider::Openai
-}
-fn default_timeout() -> u64 {
-    60
-}
-fn default_cache() -> CacheBackend {
-    CacheBackend::Memory
-}
-fn default_ttl() -> u64 {
-    3600
-}
-fn default_max_runs() -> u32 {
-    500
-}
-fn default_api_url() -> String {
-    "https://api.github.com".to_owned()
-}
 fn default_format() -> ReportFormat {
     ReportFormat::Text
 }
@@ -231,7 +211,7 @@ fn default_format() -> ReportFormat {
 #[command(next_help_heading = "GitHub options")]
 #[schemars(rename_all = "kebab-case")]
 pub struct GithubArgs {
-    /// Repository as owner/name.
+    /// Repository as owner/name (FLOW_REPOSITORY; in a workflow, GITHUB_REPOSITORY).
     #[arg(long, value_name = "OWNER/NAME")]
     pub repo: Option<String>,
     /// GitHub token (GITHUB_TOKEN). Secret.
@@ -243,15 +223,10 @@ pub struct GithubArgs {
     )]
     #[schemars(with = "Option<String>")]
     pub github_token: Option<Secret>,
-    /// GitHub REST API base URL (GITHUB_API_URL), for GitHub Enterprise Server.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "GITHUB_API_URL",
-        default_value = "https://api.github.com"
-    )]
-    #[schemars(default = "default_api_url")]
-    pub api_url: String,
+    /// GitHub REST API base URL (GITHUB_API_URL; default https://api.github.com), for GitHub
+    /// Enterprise Server.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
 }
 
 /// `flow delegate`.
@@ -329,21 +304,22 @@ pub struct MonitorArgs {
     /// Only runs on this branch.
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// How many recent runs to read at most (0: all).
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    #[schemars(default = "default_max_runs")]
-    pub max_runs: u32,
-    /// Telemetry rules file (TOML or YAML); the built-in rules otherwise.
+    /// How many recent runs to read at most, in pages of 100 (FLOW_MAX_PAGES × 100; default
+    /// 1000).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u32>,
+    /// Telemetry rules file, TOML or YAML (FLOW_RULES); the configuration file's or the
+    /// built-in rules otherwise.
     #[arg(long, value_name = "PATH")]
     pub rules: Option<PathBuf>,
     /// Open or update one GitHub issue per alert (needs --repo and a token).
     #[arg(long)]
     #[schemars(default)]
     pub open_issues: bool,
-    /// Ask the LLM for a triage of each new alert (likely cause, next step).
-    #[arg(long)]
-    #[schemars(default)]
-    pub triage: bool,
+    /// Ask the LLM for a triage of each open alert: likely cause, next step (FLOW_TRIAGE;
+    /// default true when an LLM is configured).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub triage: Option<bool>,
     /// The label that marks (and finds) the issues flow opens (default: flow-telemetry).
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
@@ -351,7 +327,7 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     #[schemars(default = "default_format")]
     pub format: ReportFormat,
-    /// Repository and credentials; without --repo the bundled sample history is used.
+    /// Repository and credentials; without a repository the bundled sample history is used.
     #[command(flatten)]
     #[schemars(flatten)]
     pub github: GithubArgs,
@@ -407,14 +383,16 @@ pub struct PackageArgs {
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct ReleaseArgs {
-    /// Release tag (e.g. v1.2.3): the archives' version for `publish package`; created or
-    /// updated by `publish release`, which also moves the major tag (v1).
-    #[arg(long, value_name = "TAG")]
-    pub tag: Option<String>,
-    /// Directory holding the archives and manifest.json from `publish package`.
-    #[arg(long, value_name = "DIR", default_value = "dist")]
-    #[schemars(default = "default_dist")]
-    pub dist: PathBuf,
+    /// The archive to build and release (the tag is required here).
+    #[command(flatten)]
+    #[schemars(flatten)]
+    pub package: PackageArgs,
+    /// The commit the release tag points at (GITHUB_SHA).
+    #[arg(long, value_name = "SHA", env = "GITHUB_SHA")]
+    pub commit: Option<String>,
+    /// Release notes, or @path (default: the tag's CHANGELOG.md section is not read; empty).
+    #[arg(long, value_name = "TEXT|@PATH")]
+    pub notes: Option<String>,
     /// Print the plan without changing anything on GitHub.
     #[arg(long)]
     #[schemars(default)]
@@ -452,7 +430,7 @@ pub struct ActionInputs {
     /// `publish package`.
     #[schemars(flatten)]
     pub package: PackageArgs,
-    /// `publish release`.
+    /// `publish release` (its archive options are `publish package`'s).
     #[schemars(flatten)]
     pub release: ReleaseArgs,
 }

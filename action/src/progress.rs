@@ -2,7 +2,7 @@
 //! otherwise (CI logs), nothing with `--json` unless stderr is a terminal.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use flow_telemetry::{Job, RunId, RunPage, RunQuery, RunSource};
@@ -112,34 +112,26 @@ impl Progress {
 }
 
 /// A [`RunSource`] that reports each page and each run's jobs to a [`Progress`].
-pub struct ProgressSource<'a> {
-    inner: Box<dyn RunSource + 'a>,
-    progress: &'a Progress,
+pub struct ProgressSource {
+    inner: Arc<dyn RunSource>,
+    progress: Arc<Progress>,
 }
 
-impl std::fmt::Debug for ProgressSource<'_> {
+impl std::fmt::Debug for ProgressSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProgressSource").finish_non_exhaustive()
     }
 }
 
-impl<'a> ProgressSource<'a> {
+impl ProgressSource {
     /// Wraps `inner`.
-    pub fn new(inner: impl RunSource + 'a, progress: &'a Progress) -> Self {
-        Self {
-            inner: Box::new(inner),
-            progress,
-        }
-    }
-
-    /// Wraps an already boxed source.
-    pub fn boxed(inner: Box<dyn RunSource + 'a>, progress: &'a Progress) -> Self {
+    pub fn new(inner: Arc<dyn RunSource>, progress: Arc<Progress>) -> Self {
         Self { inner, progress }
     }
 }
 
 #[async_trait]
-impl RunSource for ProgressSource<'_> {
+impl RunSource for ProgressSource {
     async fn runs(&self, query: &RunQuery) -> flow_telemetry::Result<RunPage> {
         let page = self.inner.runs(query).await?;
         self.progress.page(page.runs.len(), page.total_count);
@@ -169,8 +161,8 @@ mod tests {
                 ..Run::default()
             })
             .collect();
-        let progress = Progress::off();
-        let source = ProgressSource::new(FileSource::new(runs), &progress);
+        let progress = Arc::new(Progress::off());
+        let source = ProgressSource::new(Arc::new(FileSource::new(runs)), progress.clone());
         let first = source.runs(&RunQuery::new()).await.unwrap();
         assert_eq!(first.runs.len(), 100);
         let second = source

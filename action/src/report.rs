@@ -18,6 +18,9 @@ pub struct Outcome {
     pub summary: Option<String>,
     /// Annotations (printed as workflow commands in Actions mode, as text otherwise).
     pub annotations: Vec<Annotation>,
+    /// Set when the subcommand ran but did not fully succeed: everything above is still
+    /// presented, then this is reported as the failure (exit code 1).
+    pub failure: Option<String>,
 }
 
 /// Where a mode writes.
@@ -122,6 +125,7 @@ mod tests {
                 Annotation::new(Level::Warning, "failure rate 40%")
                     .with_location(".github/workflows/ci.yml", 1),
             ],
+            failure: None,
         }
     }
 

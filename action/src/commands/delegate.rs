@@ -1,14 +1,15 @@
 //! `flow delegate` and `flow review-issue`: decisions from an LLM.
 
 use anyhow::Context as _;
+use flow_llm::ResponseFormat;
 use flow_llm::protocol::JsonSchemaFormat;
-use flow_llm::{ChatRequest, Message, ResponseFormat};
+use flow_orchestrator::Orchestrator;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::llm::{self, text_or_file};
-use crate::cli::{DelegateArgs, ReviewIssueArgs};
+use super::llm::{self, Overlay, text_or_file};
+use crate::cli::{DelegateArgs, GlobalArgs, LlmArgs, ReviewIssueArgs};
 use crate::report::Outcome;
 
 /// The typed answer of `--choices`.
@@ -20,21 +21,31 @@ struct Pick {
     reason: String,
 }
 
-pub(crate) fn delegate(args: &DelegateArgs) -> anyhow::Result<Outcome> {
+/// The orchestrator for an LLM subcommand, and the runtime it lives in.
+fn orchestrator(
+    global: &GlobalArgs,
+    llm_args: &LlmArgs,
+) -> anyhow::Result<(tokio::runtime::Runtime, Orchestrator)> {
+    let mut overlay = Overlay::default();
+    overlay.llm(llm_args);
+    let config = llm::config(global, &overlay)?;
+    let rt = llm::runtime()?;
+    let orchestrator = {
+        let _guard = rt.enter();
+        llm::builder(&config, &overlay)?.build()?
+    };
+    Ok((rt, orchestrator))
+}
+
+pub(crate) fn delegate(args: &DelegateArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let prompt = args.prompt.as_deref().context("--prompt is required")?;
     let prompt = text_or_file(prompt)?;
-    let llm = llm::build(&args.llm)?;
-    let mut request = ChatRequest::new(llm.name.clone()).with_timeout(llm.timeout);
-    if let Some(system) = &args.system {
-        request = request.message(Message::system(text_or_file(system)?));
-    }
-    let rt = llm::runtime()?;
-    let (answer, json, model) = if !args.choices.is_empty() {
+    let system = args.system.as_deref().map(text_or_file).transpose()?;
+    let (rt, orch) = orchestrator(global, &args.llm)?;
+    let (answer, mut json, model) = if !args.choices.is_empty() {
         let choices = args.choices.join(", ");
-        let request = request.message(Message::user(format!(
-            "{prompt}\n\nAnswer with exactly one of these choices: {choices}."
-        )));
-        let decision = rt.block_on(flow_llm::delegate::<Pick>(&*llm.model, request))?;
+        let prompt = format!("{prompt}\n\nAnswer with exactly one of these choices: {choices}.");
+        let decision = rt.block_on(orch.delegate::<Pick>(system.as_deref(), &prompt))?;
         let pick = decision.value;
         anyhow::ensure!(
             args.choices.contains(&pick.choice),
@@ -46,46 +57,46 @@ pub(crate) fn delegate(args: &DelegateArgs) -> anyhow::Result<Outcome> {
     } else if let Some(schema) = &args.schema {
         let schema: Value = serde_json::from_str(&text_or_file(schema)?)
             .context("--schema: expected a JSON Schema (inline JSON or @path)")?;
-        let request = request.message(Message::user(prompt)).with_response_format(
-            ResponseFormat::JsonSchema {
+        let model = orch
+            .chat_model()
+            .context("no LLM is configured: set --provider and its key (or OPENAI_API_KEY)")?;
+        let request = orch
+            .request(system.as_deref(), &prompt)
+            .with_response_format(ResponseFormat::JsonSchema {
                 json_schema: JsonSchemaFormat {
                     name: "answer".into(),
                     description: None,
                     schema: Some(schema),
                     strict: Some(true),
                 },
-            },
-        );
-        let response = rt.block_on(llm.model.complete(&request))?;
+            });
+        let response = rt.block_on(model.complete(&request))?;
         let text = response.text().context("the model returned no answer")?;
         let value: Value = serde_json::from_str(text)
             .with_context(|| format!("the model's answer is not JSON: {text}"))?;
         let answer = serde_json::to_string(&value)?;
         (answer, json!({"answer": value}), response.model)
     } else {
-        let request = request.message(Message::user(prompt));
-        let response = rt.block_on(llm.model.complete(&request))?;
-        let text = response
-            .text()
-            .context("the model returned no answer")?
-            .to_owned();
-        (text.clone(), json!({"answer": text}), response.model)
+        let text = rt.block_on(orch.delegate_text(system.as_deref(), &prompt))?;
+        (text.clone(), json!({"answer": text}), String::new())
     };
-    let mut json = json;
-    json["model"] = json!(model);
+    if !model.is_empty() {
+        json["model"] = json!(model);
+    }
     Ok(Outcome {
         text: format!("{answer}\n"),
         summary: Some(format!(
-            "### flow delegate\n\n**Answer** ({model}):\n\n{}\n",
+            "### flow delegate\n\n**Answer:**\n\n{}\n",
             quote(&answer)
         )),
         outputs: vec![("answer".into(), answer)],
         json,
         annotations: Vec::new(),
+        failure: None,
     })
 }
 
-pub(crate) fn review_issue(args: &ReviewIssueArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn review_issue(args: &ReviewIssueArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let (title, body) = match (&args.title, &args.body) {
         (Some(t), b) => (t.clone(), b.as_deref().map(text_or_file).transpose()?),
         (None, b) => {
@@ -95,15 +106,8 @@ pub(crate) fn review_issue(args: &ReviewIssueArgs) -> anyhow::Result<Outcome> {
     };
     let evidence = text_or_file(args.evidence.as_deref().context("--evidence is required")?)?;
     let issue = format!("# {title}\n\n{}", body.unwrap_or_default());
-    let llm = llm::build(&args.llm)?;
-    let base = ChatRequest::new(llm.name.clone()).with_timeout(llm.timeout);
-    let rt = llm::runtime()?;
-    let decision = rt.block_on(flow_llm::review_issue_with(
-        &*llm.model,
-        base,
-        &issue,
-        &evidence,
-    ))?;
+    let (rt, orch) = orchestrator(global, &args.llm)?;
+    let decision = rt.block_on(orch.review_issue(&issue, &evidence))?;
     let v = decision.value;
     let verdict = if v.fixed { "fixed" } else { "not fixed" };
     let mut text = format!("{verdict}: {}\n", v.message);
@@ -128,6 +132,7 @@ pub(crate) fn review_issue(args: &ReviewIssueArgs) -> anyhow::Result<Outcome> {
             "model": decision.response.model}),
         text,
         annotations: Vec::new(),
+        failure: None,
     })
 }
 

@@ -15,13 +15,11 @@ use crate::report::{Mode, Outcome};
 #[allow(clippy::needless_pass_by_value)] // the subcommands consume their options
 pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<Outcome> {
     match command {
-        Command::Monitor(args) => monitor::monitor(&args, mode, global.json),
+        Command::Monitor(args) => monitor::monitor(&args, global, mode),
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
-        Command::Delegate(args) => delegate::delegate(&args),
-        Command::ReviewIssue(args) => delegate::review_issue(&args),
-        other @ Command::Publish(PublishCommand::Release(_)) => {
-            anyhow::bail!("`{}` is not wired to its crate yet", other.name())
-        }
+        Command::Delegate(args) => delegate::delegate(&args, global),
+        Command::ReviewIssue(args) => delegate::review_issue(&args, global),
+        Command::Publish(PublishCommand::Release(args)) => publish::release(&args, global),
     }
 }

@@ -1,26 +1,24 @@
-//! `flow monitor`: collect runs, compute KPIs, detect anomalies, raise one issue per problem.
+//! `flow monitor`: one monitoring cycle of the orchestrator — collect runs, KPIs, anomalies,
+//! triage, one issue per problem — presented for a terminal or a workflow step.
 //!
-//! Without `--repo` (or `--from-file`) it runs offline on flow-telemetry's bundled sample
-//! history, with an in-memory cache and a dry-run issue sink: the README's main job.
+//! Without a repository (`--repo`, the configuration file, or `GITHUB_REPOSITORY`) it runs
+//! offline on flow-telemetry's bundled sample history, with an in-memory cache; without
+//! `--open-issues` the issues are a dry run. That is the README's main job.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_telemetry::github::GitHubClient;
-use flow_telemetry::github::GitHubConfig;
-use flow_telemetry::sink::github::GitHubIssueSink;
+use flow_orchestrator::{AlertOutcome, MonitorReport};
+use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::source::file::FileSource;
 use flow_telemetry::source::github::GitHubSource;
-use flow_telemetry::{
-    Alert, DryRunSink, IssueAction, IssueSink, Kpis, Monitor, Rules, Run, RunQuery, RunSource,
-    Severity,
-};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use flow_telemetry::{DryRunSink, RunSource, Severity};
+use secrecy::SecretString;
+use serde::Serialize;
 
-use super::llm;
-use crate::cli::{MonitorArgs, ReportFormat};
+use super::llm::{self, Overlay};
+use crate::cli::{GlobalArgs, MonitorArgs, ReportFormat};
 use crate::gha::{Annotation, Level};
 use crate::progress::{Progress, ProgressSource};
 use crate::report::{Mode, Outcome};
@@ -44,196 +42,78 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// The LLM's triage of one alert.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-struct Triage {
-    /// The most likely cause, from the failing jobs and steps.
-    likely_cause: String,
-    /// The next step a maintainer should take.
-    next_step: String,
-}
+pub(crate) fn monitor(
+    args: &MonitorArgs,
+    global: &GlobalArgs,
+    mode: Mode,
+) -> anyhow::Result<Outcome> {
+    let mut overlay = Overlay::default();
+    overlay.llm(&args.llm);
+    overlay.github(&args.github);
+    if let Some(w) = &args.workflow {
+        overlay.set("FLOW_WORKFLOW", w.clone());
+    }
+    if let Some(n) = args.max_runs {
+        overlay.set("FLOW_MAX_PAGES", n.div_ceil(100).max(1).to_string());
+    }
+    if let Some(t) = args.triage {
+        overlay.set("FLOW_TRIAGE", t.to_string());
+    }
+    if let Some(r) = &args.rules {
+        overlay.set("FLOW_RULES", r.display().to_string());
+    }
+    if let Some(l) = &args.label {
+        overlay.set("FLOW_ISSUE_LABELS", l.clone());
+    }
+    let mut config = llm::config(global, &overlay)?;
+    if let Some(b) = &args.branch {
+        config.telemetry.branch = Some(b.clone());
+    }
+    if args.open_issues {
+        anyhow::ensure!(
+            config.telemetry.repository.is_some(),
+            "--open-issues needs --repo (owner/name)"
+        );
+        anyhow::ensure!(
+            overlay.get("GITHUB_TOKEN").is_some(),
+            "--open-issues needs --github-token (or GITHUB_TOKEN)"
+        );
+    }
 
-/// One alert with what happened to it.
-#[derive(Debug, Serialize)]
-struct Handled {
-    alert: Alert,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    triage: Option<Triage>,
-    issue: String,
-}
-
-pub(crate) fn monitor(args: &MonitorArgs, mode: Mode, json_out: bool) -> anyhow::Result<Outcome> {
-    let rules = match &args.rules {
-        Some(path) => Rules::from_path(path)
-            .with_context(|| format!("reading the rules in {}", path.display()))?,
-        None => Rules::default(),
-    };
     let rt = llm::runtime()?;
-    // The GitHub client needs a runtime around it when it is built.
     let _guard = rt.enter();
-    let github = match &args.github.repo {
-        Some(repo) if args.from_file.is_none() || args.open_issues => {
-            let mut cfg = GitHubConfig::from_slug(repo)?
-                .with_base_url(args.github.api_url.trim_end_matches('/'))
-                .with_conditional(false);
-            if let Some(token) = &args.github.github_token {
-                cfg = cfg.with_token(token.to_secret_string());
-            }
-            Some(GitHubClient::new(cfg)?)
-        }
-        _ => None,
-    };
-    let (source, origin): (Box<dyn RunSource>, Origin) = if let Some(path) = &args.from_file {
+    let mut builder = llm::builder(&config, &overlay)?;
+    let (source, origin): (Arc<dyn RunSource>, Origin) = if let Some(path) = &args.from_file {
         let source = FileSource::from_path(path)
             .with_context(|| format!("reading runs from {}", path.display()))?;
-        (Box::new(source), Origin::File(path.display().to_string()))
-    } else if let (Some(client), Some(repo)) = (&github, &args.github.repo) {
-        (
-            Box::new(GitHubSource::new(client.clone())),
-            Origin::Repository(repo.clone()),
-        )
+        (Arc::new(source), Origin::File(path.display().to_string()))
+    } else if let Some(repo) = &config.telemetry.repository {
+        let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
+        if let Some(api) = overlay.get("GITHUB_API_URL") {
+            gh = gh.with_base_url(api.trim_end_matches('/'));
+        }
+        if let Some(token) = overlay.get("GITHUB_TOKEN") {
+            gh = gh.with_token(SecretString::from(token));
+        }
+        let source = GitHubSource::new(GitHubClient::new(gh)?);
+        (Arc::new(source), Origin::Repository(repo.clone()))
     } else {
         let runs = flow_telemetry::sample::history().context("reading the bundled sample")?;
-        (Box::new(FileSource::new(runs)), Origin::Sample)
+        (Arc::new(FileSource::new(runs)), Origin::Sample)
     };
-    let sink: Box<dyn IssueSink> = match (&github, args.open_issues) {
-        (Some(client), true) => {
-            anyhow::ensure!(
-                args.github.github_token.is_some(),
-                "--open-issues needs --github-token (or GITHUB_TOKEN)"
-            );
-            let mut sink = GitHubIssueSink::new(client.clone());
-            if let Some(label) = &args.label {
-                sink = sink.with_label(label.clone());
-            }
-            Box::new(sink)
-        }
-        (None, true) => anyhow::bail!("--open-issues needs --repo (owner/name)"),
-        (_, false) => Box::new(DryRunSink::new(Box::new(std::io::sink()))),
-    };
-    let progress = if json_out && mode == Mode::Terminal {
+    let progress = Arc::new(if global.json && mode == Mode::Terminal {
         Progress::off()
     } else {
         Progress::stderr()
-    };
-    let source = ProgressSource::boxed(source, &progress);
-    let mut runs = rt.block_on(collect(&source, args))?;
+    });
+    builder = builder.with_run_source(Arc::new(ProgressSource::new(source, progress.clone())));
+    if !args.open_issues {
+        builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
+    }
+    let orchestrator = builder.build()?;
+    let report = rt.block_on(orchestrator.monitor())?;
     progress.finish();
-    // Oldest first: the detectors stream through history.
-    runs.sort_by_key(|r| (r.created_at, r.id, r.run_attempt));
-
-    let mut monitor = Monitor::new(rules);
-    let mut history: Vec<Past> = Vec::new();
-    for run in &runs {
-        let obs = monitor.observe(run);
-        for fp in &obs.recovered {
-            if let Some(p) = history
-                .iter_mut()
-                .rev()
-                .find(|p| &p.alert.fingerprint == fp && p.recovered_by.is_none())
-            {
-                p.recovered_by = Some(run.id.0);
-            }
-        }
-        history.extend(obs.alerts.into_iter().map(|alert| Past {
-            alert,
-            recovered_by: None,
-        }));
-    }
-    let kpis = monitor.kpis();
-    let active: Vec<Alert> = monitor.active_alerts().cloned().collect();
-
-    let triage_model = if args.triage && !active.is_empty() {
-        Some(llm::build(&args.llm)?)
-    } else {
-        None
-    };
-    let mut handled = Vec::new();
-    let mut notes = Vec::new();
-    for alert in active {
-        let mut alert = alert;
-        let triage = match &triage_model {
-            Some(llm) => match rt.block_on(triage(llm, &alert)) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    notes.push(format!("triage of {} failed: {e:#}", alert.fingerprint));
-                    None
-                }
-            },
-            None => None,
-        };
-        if let Some(t) = &triage {
-            alert.summary = format!(
-                "{} (likely cause: {}; next step: {})",
-                alert.summary, t.likely_cause, t.next_step
-            );
-        }
-        let action = rt.block_on(sink.raise(&alert))?;
-        let issue = match action {
-            IssueAction::DryRun { description } => description,
-            IssueAction::Opened { number } => format!("opened #{number}"),
-            IssueAction::Commented { number } => format!("commented on #{number}"),
-            other => format!("{other:?}"),
-        };
-        handled.push(Handled {
-            alert,
-            triage,
-            issue,
-        });
-    }
-    Ok(outcome(
-        args, &origin, &runs, &kpis, &handled, &history, &notes,
-    ))
-}
-
-/// An alert that fired during the history, and the run that cleared it.
-#[derive(Debug, Serialize)]
-struct Past {
-    alert: Alert,
-    recovered_by: Option<u64>,
-}
-
-/// Pages through the source, newest first, until `--max-runs` runs (0: no limit).
-async fn collect(source: &dyn RunSource, args: &MonitorArgs) -> anyhow::Result<Vec<Run>> {
-    let mut query = RunQuery::new();
-    if let Some(w) = &args.workflow {
-        query = query.with_workflow(w.clone());
-    }
-    if let Some(b) = &args.branch {
-        query = query.with_branch(b.clone());
-    }
-    let limit = if args.max_runs == 0 {
-        usize::MAX
-    } else {
-        args.max_runs as usize
-    };
-    let mut runs = Vec::new();
-    loop {
-        let page = source.runs(&query).await?;
-        runs.extend(page.runs);
-        match page.next_page {
-            Some(next) if runs.len() < limit => query = query.with_page(next),
-            _ => break,
-        }
-    }
-    runs.truncate(limit);
-    Ok(runs)
-}
-
-async fn triage(llm: &llm::Llm, alert: &Alert) -> anyhow::Result<Triage> {
-    let request = flow_llm::ChatRequest::new(llm.name.clone())
-        .with_timeout(llm.timeout)
-        .message(flow_llm::Message::system(
-            "You triage GitHub Actions health alerts. From the alert, its evidence and the \
-             failing runs, give the most likely cause and the next step for a maintainer. \
-             Be concrete and brief.",
-        ))
-        .message(flow_llm::Message::user(serde_json::to_string_pretty(
-            alert,
-        )?));
-    Ok(flow_llm::delegate::<Triage>(&*llm.model, request)
-        .await?
-        .value)
+    outcome(args, &origin, &report)
 }
 
 fn pct(x: f64) -> String {
@@ -244,30 +124,28 @@ fn secs(ms: i64) -> String {
     format!("{:.0}s", ms as f64 / 1000.0)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn outcome(
-    args: &MonitorArgs,
-    origin: &Origin,
-    runs: &[Run],
-    kpis: &[Kpis],
-    handled: &[Handled],
-    history: &[Past],
-    notes: &[String],
-) -> Outcome {
+fn issue_text(a: &AlertOutcome) -> String {
+    match (&a.issue, &a.issue_error) {
+        (Some(i), _) => i.to_string(),
+        (None, Some(e)) => format!("FAILED: {e}"),
+        (None, None) => "none (no issue sink)".to_owned(),
+    }
+}
+
+fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyhow::Result<Outcome> {
     let mut text = String::new();
-    let _ = writeln!(text, "flow monitor: {} runs from {origin}", runs.len());
+    let _ = writeln!(
+        text,
+        "flow monitor: {} runs ({} pages) from {origin}",
+        report.runs, report.pages
+    );
     let _ = writeln!(
         text,
         "\n{:<24} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
         "workflow", "runs", "success", "failure", "p50", "p95", "flaky", "mttr"
     );
-    let mut md = String::from("### flow monitor\n\n");
-    let _ = writeln!(md, "{} runs from {origin}.\n", runs.len());
-    md.push_str(
-        "| workflow | runs | success | failure | p50 | p95 | flaky | MTTR |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for k in kpis {
-        let v = &k.values;
+    for w in &report.telemetry.workflows {
+        let v = &w.kpis.values;
         let (p50, p95) = v
             .duration_ms
             .as_ref()
@@ -278,7 +156,7 @@ fn outcome(
         let _ = writeln!(
             text,
             "{:<24} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
-            k.key.workflow,
+            w.kpis.key.workflow,
             v.count,
             pct(v.success_rate),
             pct(v.failure_rate),
@@ -287,154 +165,95 @@ fn outcome(
             pct(v.flaky_rate),
             mttr
         );
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {p50} | {p95} | {} | {mttr} |",
-            k.key.workflow,
-            v.count,
-            pct(v.success_rate),
-            pct(v.failure_rate),
-            pct(v.flaky_rate)
-        );
     }
-    let _ = writeln!(text, "\n{} alert(s) fired over the history:", history.len());
-    let _ = writeln!(
-        md,
-        "\n**{} alert(s) fired over the history:**\n",
-        history.len()
-    );
-    if !history.is_empty() {
-        md.push_str("| run | workflow | alert | severity | status |\n|---:|---|---|---|---|\n");
-    }
-    for p in history {
-        let a = &p.alert;
-        let status = p
-            .recovered_by
-            .map_or_else(|| "open".to_owned(), |r| format!("recovered at run {r}"));
+    if !report.recovered.is_empty() {
         let _ = writeln!(
             text,
-            "  run {:<6} {:<10} {:<22} {:<8} {}: {}",
-            a.run_id,
-            a.workflow,
-            a.kind.as_str(),
-            a.severity.to_string(),
-            status,
-            a.summary
+            "\n{} problem(s) fired and recovered within the history:",
+            report.recovered.len()
         );
-        let _ = writeln!(
-            md,
-            "| {} | {} | {}: {} | {} | {status} |",
-            a.run_id,
-            a.workflow,
-            a.kind.as_str(),
-            a.summary.replace('|', "\\|"),
-            a.severity
-        );
-    }
-    if handled.is_empty() {
-        text.push_str("\nNo alert is open now: no issue to open or update.\n");
-        md.push_str("\nNo alert is open now: no issue to open or update.\n");
-    } else {
-        let _ = writeln!(text, "\n{} alert(s) open now:", handled.len());
-        let _ = writeln!(md, "\n**{} alert(s) open now:**\n", handled.len());
+        for r in &report.recovered {
+            let name = r.alert.as_ref().map_or_else(String::new, |a| {
+                format!(
+                    "[{}] {} {}: {}",
+                    a.severity,
+                    a.workflow,
+                    a.kind.as_str(),
+                    a.summary
+                )
+            });
+            let issue = r
+                .issue
+                .as_ref()
+                .map(|i| format!(": {i}"))
+                .or_else(|| {
+                    r.issue_error
+                        .as_ref()
+                        .map(|e| format!(": closing FAILED: {e}"))
+                })
+                .unwrap_or_default();
+            let _ = writeln!(text, "  {} {name}{issue}", r.fingerprint);
+        }
     }
     let mut annotations = Vec::new();
-    for h in handled {
-        let a = &h.alert;
-        let _ = writeln!(text, "  [{}] {}", a.severity, a.title());
+    if report.alerts.is_empty() {
+        text.push_str("\nNo alert is open: no issue to open or update.\n");
+    } else {
+        let _ = writeln!(text, "\n{} alert(s) open:", report.alerts.len());
+    }
+    for a in &report.alerts {
+        let al = &a.alert;
+        let _ = writeln!(text, "  [{}] {}", al.severity, al.title());
+        let e = &al.evidence;
         let _ = writeln!(
             text,
-            "      {} = {:.3} (baseline {:.3}, threshold {:.3}); {} run(s)",
-            a.evidence.metric,
-            a.evidence.value,
-            a.evidence.baseline,
-            a.evidence.threshold,
-            a.evidence.runs.len()
+            "      {} = {:.3} (baseline {:.3}, threshold {:.3}) at run {}",
+            e.metric, e.value, e.baseline, e.threshold, al.run_id
         );
-        if let Some(t) = &h.triage {
+        if let Some(t) = &a.triage {
             let _ = writeln!(text, "      likely cause: {}", t.likely_cause);
-            let _ = writeln!(text, "      next step: {}", t.next_step);
+            let _ = writeln!(text, "      next step: {}", t.suggested_next_step);
         }
-        let _ = writeln!(text, "      issue: {}", h.issue);
-        let _ = writeln!(md, "- **{}** {}: {}", a.severity, a.workflow, a.summary);
-        let level = match a.severity {
+        if let Some(err) = &a.triage_error {
+            let _ = writeln!(text, "      triage unavailable: {err}");
+            annotations.push(
+                Annotation::new(Level::Warning, format!("triage unavailable: {err}"))
+                    .with_title(al.title()),
+            );
+        }
+        let _ = writeln!(text, "      issue: {}", issue_text(a));
+        let level = match al.severity {
             Severity::Critical => Level::Error,
-            _ => Level::Warning,
+            Severity::Warning => Level::Warning,
         };
-        annotations.push(Annotation::new(level, a.summary.clone()).with_title(a.title()));
+        annotations.push(Annotation::new(level, al.summary.clone()).with_title(al.title()));
     }
-    for n in notes {
-        let _ = writeln!(text, "note: {n}");
-        annotations.push(Annotation::new(Level::Warning, n.clone()));
-    }
-    let json = json!({
-        "origin": origin,
-        "runs": runs.len(),
-        "kpis": kpis,
-        "alerts": handled,
-        "history": history,
-        "notes": notes,
-    });
+    let failure = (!report.issues_ok())
+        .then(|| "some issues could not be opened, updated or closed (see the report)".to_owned());
     let text = match args.format {
         ReportFormat::Text => text,
-        ReportFormat::Markdown => md.clone(),
-        ReportFormat::Prometheus => prometheus(kpis, handled.len()),
+        ReportFormat::Markdown => report.to_markdown(),
+        ReportFormat::Prometheus => report.telemetry.to_prometheus(),
     };
-    Outcome {
+    let mut json = serde_json::to_value(report)?;
+    json["origin"] = serde_json::to_value(origin)?;
+    Ok(Outcome {
         text,
+        json,
         outputs: vec![
-            ("alerts".into(), handled.len().to_string()),
+            ("alerts".into(), report.alerts.len().to_string()),
             (
                 "issues".into(),
-                handled
+                report
+                    .alerts
                     .iter()
-                    .map(|h| h.issue.clone())
+                    .map(issue_text)
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
         ],
-        summary: Some(md),
-        json,
+        summary: Some(report.to_markdown()),
         annotations,
-    }
-}
-
-/// KPIs in the Prometheus text exposition format.
-fn prometheus(kpis: &[Kpis], open_alerts: usize) -> String {
-    let mut out = String::new();
-    let mut metric = |name: &str, help: &str, values: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (wf, v) in values {
-            let wf = wf
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = writeln!(out, "{name}{{workflow=\"{wf}\"}} {v}");
-        }
-    };
-    let each = |f: &dyn Fn(&Kpis) -> f64| -> Vec<(String, f64)> {
-        kpis.iter()
-            .map(|k| (k.key.workflow.clone(), f(k)))
-            .collect()
-    };
-    metric(
-        "flow_workflow_runs",
-        "Completed runs in the window.",
-        each(&|k| k.values.count as f64),
-    );
-    metric(
-        "flow_workflow_success_ratio",
-        "Share of runs that succeeded.",
-        each(&|k| k.values.success_rate),
-    );
-    metric(
-        "flow_workflow_failure_ratio",
-        "Share of runs that failed in a step.",
-        each(&|k| k.values.failure_rate),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP flow_open_alerts Alerts open after this run.\n# TYPE flow_open_alerts gauge\nflow_open_alerts {open_alerts}"
-    );
-    out
+        failure,
+    })
 }

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::action_yml;
-use crate::cli::{MetadataArgs, PackageArgs};
+use crate::cli::{GlobalArgs, MetadataArgs, PackageArgs, ReleaseArgs};
 use crate::report::Outcome;
 
 /// Generates `action.yml` from the binary's inputs: writes it, prints it (`-`), or checks it.
@@ -49,6 +49,7 @@ pub(crate) fn metadata(args: &MetadataArgs) -> anyhow::Result<Outcome> {
             "### flow publish metadata\n\n`{target}` {verb}: {inputs} inputs, {outputs} outputs.\n"
         )),
         annotations: Vec::new(),
+        failure: None,
     })
 }
 
@@ -102,5 +103,115 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<Outcome> {
             archive.name, archive.sha256, archive.size
         )),
         annotations: Vec::new(),
+        failure: None,
     })
+}
+
+/// Packages this binary for `--target`, validates the generated metadata, and releases it
+/// through the orchestrator: a GitHub release (draft, upload, verify, publish, major tag), or
+/// with `--dry-run` the plan printed and nothing changed.
+pub(crate) fn release(args: &ReleaseArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    let p = &args.package;
+    let tag = p
+        .tag
+        .as_deref()
+        .context("--tag is required: the release, e.g. v1.2.3")?;
+    let version = tag.trim_start_matches('v').to_owned();
+    let target = p
+        .target
+        .clone()
+        .context("--target is required: the triple the binary was built for")?;
+    let binary = match &p.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("locating this binary (pass --binary)")?,
+    };
+    let mut overlay = super::llm::Overlay::default();
+    overlay.github(&args.github);
+    let config = super::llm::config(global, &overlay)?;
+    let (owner, repo) = config
+        .repository()
+        .context("--repo is required: the repository to release in (owner/name)")?;
+    let commit = args
+        .commit
+        .clone()
+        .context("--commit (or GITHUB_SHA) is required: the commit the tag points at")?;
+    let notes = args
+        .notes
+        .as_deref()
+        .map(super::llm::text_or_file)
+        .transpose()?
+        .unwrap_or_default();
+    let request = flow_orchestrator::PublishRequest::new(owner, repo, &version, commit, &p.out_dir)
+        .with_metadata(action_yml::action_metadata()?)
+        .with_archive(flow_publish::ArchiveSpec::new(
+            "flow", version, target, binary, &p.license, &p.readme,
+        ))
+        .with_notes(notes);
+    let rt = super::llm::runtime()?;
+    let _guard = rt.enter();
+    let mut builder = super::llm::builder(&config, &overlay)?;
+    let dry_run = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    if args.dry_run {
+        builder = builder.with_publisher(std::sync::Arc::new(flow_publish::DryRunPublisher::new(
+            SharedBuf(dry_run.clone()),
+        )));
+    }
+    let report = rt.block_on(builder.build()?.publish(&request))?;
+    let plan = dry_run
+        .lock()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let url = report.release.html_url.clone().unwrap_or_default();
+    let mut text = plan.clone();
+    for a in &report.assets {
+        text.push_str(&format!(
+            "{}  sha256 {}  {} bytes\n",
+            a.name, a.sha256, a.size
+        ));
+    }
+    if !url.is_empty() {
+        text.push_str(&format!("released: {url}\n"));
+    }
+    Ok(Outcome {
+        summary: Some(format!(
+            "### flow publish release {tag}\n\n{}\n",
+            if args.dry_run {
+                format!("Dry run:\n\n```\n{plan}```")
+            } else {
+                format!("Released: {url}")
+            }
+        )),
+        json: json!({
+            "tag": tag,
+            "dry_run": args.dry_run,
+            "url": url,
+            "plan": plan.lines().collect::<Vec<_>>(),
+            "assets": report.assets.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect::<Vec<_>>(),
+            "warnings": report.warnings.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>(),
+        }),
+        outputs: vec![(
+            "path".into(),
+            if url.is_empty() { tag.to_owned() } else { url },
+        )],
+        text,
+        annotations: Vec::new(),
+        failure: None,
+    })
+}
+
+/// A writer into a shared buffer, for the dry-run publisher.
+#[derive(Debug)]
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("dry-run buffer poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

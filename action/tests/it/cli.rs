@@ -6,7 +6,11 @@ fn flow() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flow"));
     c.env_remove("GITHUB_ACTIONS")
         .env_remove("OPENAI_API_KEY")
-        .env_remove("GITHUB_TOKEN");
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_REPOSITORY")
+        .env_remove("FLOW_REPOSITORY")
+        .env_remove("FLOW_CONFIG")
+        .env_remove("FLOW_LLM_PROVIDER");
     c
 }
 
@@ -75,4 +79,64 @@ fn actions_mode_reads_inputs_in_both_spellings() {
             "{var}: {stdout}"
         );
     }
+}
+
+#[test]
+fn publish_release_dry_run_packages_and_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("LICENSE"), "MIT\n").unwrap();
+    std::fs::write(dir.path().join("README.md"), "# flow\n").unwrap();
+    let out = flow()
+        .current_dir(dir.path())
+        .args([
+            "publish",
+            "release",
+            "--dry-run",
+            "--json",
+            "--tag",
+            "v1.2.3",
+            "--target",
+            "x86_64-unknown-linux-musl",
+            "--repo",
+            "octo/app",
+            "--commit",
+            "0123456789abcdef0123456789abcdef01234567",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    let plan: Vec<&str> = v["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        plan[0].starts_with("dry run: release v1.2.3 of octo/app"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter().any(|l| l.contains("point tag v1 at")),
+        "{plan:?}"
+    );
+    assert!(
+        dir.path()
+            .join("dist/flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz")
+            .exists()
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("dist/manifest.json")).unwrap();
+    assert!(
+        flow_publish::Manifest::from_json(&manifest)
+            .unwrap()
+            .targets["x86_64-unknown-linux-musl"]
+            .sha256
+            .len()
+            == 64
+    );
 }

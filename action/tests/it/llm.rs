@@ -40,6 +40,10 @@ async fn flow(args: Vec<String>, envs: Vec<(&'static str, String)>) -> std::proc
             .env_remove("GITHUB_ACTIONS")
             .env_remove("OPENAI_API_KEY")
             .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("FLOW_REPOSITORY")
+            .env_remove("FLOW_CONFIG")
+            .env_remove("FLOW_LLM_PROVIDER")
             .env_remove("OPENAI_BASE_URL");
         for (k, v) in envs {
             c.env(k, v);
@@ -159,4 +163,83 @@ async fn review_issue_in_actions_mode_sets_outputs_and_masks_the_key() {
         "Bearer sk-review-secret"
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("sk-review-secret"));
+}
+
+fn burst_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let cut: Vec<&str> = flow_telemetry::sample::NDJSON.lines().take(230).collect();
+    let file = dir.join("runs.ndjson");
+    std::fs::write(&file, cut.join("\n")).unwrap();
+    file
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monitor_triages_open_alerts_with_the_model() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(
+            r#"{"likely_cause":"a flaky integration test","suggested_next_step":"quarantine it"}"#,
+        )))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = burst_file(dir.path());
+    let mut args = vec![
+        "monitor".to_owned(),
+        "--from-file".into(),
+        file.display().to_string(),
+        "--triage".into(),
+    ];
+    args.extend(common(&server));
+    let out = flow(args, vec![]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("likely cause: a flaky integration test"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("next step: quarantine it"), "{stdout}");
+    assert!(stdout.contains("issue: dry-run: would open"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monitor_reports_a_failed_triage_and_still_raises_the_issue() {
+    // A port nothing listens on: connections are refused. (A dropped MockServer would go back
+    // to wiremock's pool and answer for another test.)
+    let uri = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = burst_file(dir.path());
+    let out = flow(
+        vec![
+            "monitor".into(),
+            "--from-file".into(),
+            file.display().to_string(),
+            "--triage".into(),
+            "--provider".into(),
+            "compatible".into(),
+            "--base-url".into(),
+            format!("{uri}/v1"),
+            "--model".into(),
+            "local-model".into(),
+            "--timeout-secs".into(),
+            "2".into(),
+        ],
+        vec![("FLOW_LLM_MAX_RETRIES", "0".into())],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("triage unavailable:"), "{stdout}");
+    assert!(stdout.contains("issue: dry-run: would open"), "{stdout}");
 }
