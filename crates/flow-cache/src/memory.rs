@@ -92,8 +92,8 @@ struct Shard {
 ///
 /// Built on `cached::LruCache` (one per shard, each behind a mutex). The byte bound counts
 /// each value's length plus [`ENTRY_OVERHEAD_BYTES`]; an entry larger than a shard's share of
-/// the byte bound is not stored. Expired entries are left for LRU eviction or for the
-/// [`Cache`](crate::Cache) to remove when it meets them.
+/// the byte bound is not stored. Expired entries stay until LRU eviction or an overwrite
+/// removes them; [`Lookup::judge`](crate::Lookup::judge) treats them as misses.
 pub struct MemoryStore {
     shards: Box<[Shard]>,
     mask: usize,

@@ -1,10 +1,12 @@
 //! The `CacheStore` seam and the two-tier stack.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::envelope::Entry;
+use crate::clock::{Clock, SystemClock};
+use crate::envelope::{Entry, Freshness};
 use crate::key::Key;
 
 /// Stores byte values in envelopes under a [`Key`].
@@ -54,7 +56,7 @@ impl StoreStats {
 }
 
 #[async_trait]
-impl<S: CacheStore + ?Sized> CacheStore for std::sync::Arc<S> {
+impl<S: CacheStore + ?Sized> CacheStore for Arc<S> {
     async fn get(&self, key: &Key) -> Option<Entry> {
         (**self).get(key).await
     }
@@ -71,17 +73,30 @@ impl<S: CacheStore + ?Sized> CacheStore for std::sync::Arc<S> {
 
 /// Two stores stacked: `near` (memory) in front of `far` (Redis).
 ///
-/// A get tries `near`, then `far`, copying a `far` hit into `near`. Puts and removes go to
-/// both, `near` first.
+/// A get answers from `near` when its entry is fresh. Otherwise it asks `far`, which other
+/// runners may have refreshed, and keeps whichever entry is fresher, copying a better `far`
+/// entry into `near`. Puts and removes go to both, `near` first.
 pub struct TwoTier<A, B> {
     near: A,
     far: B,
+    clock: Arc<dyn Clock>,
 }
 
 impl<A: CacheStore, B: CacheStore> TwoTier<A, B> {
-    /// `near` in front of `far`.
+    /// `near` in front of `far`, judging freshness on the system clock.
     pub fn new(near: A, far: B) -> Self {
-        Self { near, far }
+        Self {
+            near,
+            far,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same tiers judging freshness against `clock` (use the cache's clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The front tier.
@@ -104,12 +119,22 @@ impl<A, B> fmt::Debug for TwoTier<A, B> {
 #[async_trait]
 impl<A: CacheStore, B: CacheStore> CacheStore for TwoTier<A, B> {
     async fn get(&self, key: &Key) -> Option<Entry> {
-        if let Some(e) = self.near.get(key).await {
-            return Some(e);
+        let near = self.near.get(key).await;
+        let now = self.clock.now_ms();
+        if near
+            .as_ref()
+            .is_some_and(|e| e.envelope.freshness(now) == Freshness::Fresh)
+        {
+            return near;
         }
-        let e = self.far.get(key).await?;
-        self.near.put(key, e.clone()).await;
-        Some(e)
+        match (near, self.far.get(key).await) {
+            (Some(n), Some(f)) if f.envelope.fresh_until <= n.envelope.fresh_until => Some(n),
+            (_, Some(f)) => {
+                self.near.put(key, f.clone()).await;
+                Some(f)
+            }
+            (n, None) => n,
+        }
     }
 
     async fn put(&self, key: &Key, entry: Entry) {
@@ -159,13 +184,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stale_near_entry_gives_way_to_a_fresher_far_one() {
+        let key = Namespace::new("t").unwrap().key("k").unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new(2_000));
+        let old = Entry::new(
+            Envelope::new(0, Duration::from_secs(1), Duration::from_secs(60)),
+            vec![1],
+        );
+        let new = Entry::new(
+            Envelope::new(1_900, Duration::from_secs(1), Duration::ZERO),
+            vec![2],
+        );
+        let mut near = MockCacheStore::new();
+        let mut far = MockCacheStore::new();
+        let o = old.clone();
+        near.expect_get().returning(move |_| Some(o.clone()));
+        let n = new.clone();
+        far.expect_get()
+            .times(1)
+            .returning(move |_| Some(n.clone()));
+        near.expect_put()
+            .with(always(), mockall::predicate::eq(new.clone()))
+            .times(1)
+            .return_const(());
+        let tiers = TwoTier::new(near, far).with_clock(clock);
+        assert_eq!(tiers.get(&key).await, Some(new));
+    }
+
+    #[tokio::test]
+    async fn stale_near_entry_stays_when_far_has_nothing_better() {
+        let key = Namespace::new("t").unwrap().key("k").unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new(2_000));
+        let stale = Entry::new(
+            Envelope::new(0, Duration::from_secs(1), Duration::from_secs(60)),
+            vec![1],
+        );
+        let mut near = MockCacheStore::new();
+        let mut far = MockCacheStore::new();
+        let s = stale.clone();
+        near.expect_get().returning(move |_| Some(s.clone()));
+        far.expect_get().times(1).returning(|_| None);
+        near.expect_put().never();
+        let tiers = TwoTier::new(near, far).with_clock(clock);
+        assert_eq!(tiers.get(&key).await, Some(stale));
+    }
+
+    #[tokio::test]
     async fn near_hit_skips_far() {
         let key = Namespace::new("t").unwrap().key("k").unwrap();
         let mut near = MockCacheStore::new();
         let mut far = MockCacheStore::new();
         near.expect_get().times(1).returning(|_| Some(entry(1)));
         far.expect_get().never();
-        let tiers = TwoTier::new(near, far);
+        let tiers = TwoTier::new(near, far).with_clock(Arc::new(crate::clock::ManualClock::new(0)));
         assert_eq!(tiers.get(&key).await, Some(entry(1)));
     }
 
