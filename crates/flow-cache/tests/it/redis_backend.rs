@@ -35,6 +35,16 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} hung for more than {BOUND:?}"))
 }
 
+/// Generous timeouts: the machine running the tests may be loaded, and a slow answer counted
+/// as a miss would make these tests flaky. Calls while the server is down still fail at once
+/// (connection refused), well within [`BOUND`].
+fn config(url: String) -> RedisConfig {
+    RedisConfig::new(url)
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_response_timeout(Duration::from_secs(2))
+        .with_op_timeout(Duration::from_secs(3))
+}
+
 /// A clock at the real time, movable by hand (Redis expires keys on its own clock).
 fn clock_now() -> ManualClock {
     ManualClock::new(SystemClock.now_ms())
@@ -44,7 +54,7 @@ fn clock_now() -> ManualClock {
 async fn set_get_and_expiry_is_stale_until() {
     let server = RedisServer::start();
     let clock = clock_now();
-    let store = RedisStore::new(&RedisConfig::new(server.url()))
+    let store = RedisStore::new(&config(server.url()))
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     let k = key("a");
@@ -124,7 +134,7 @@ async fn set_get_and_expiry_is_stale_until() {
 async fn stale_if_error_through_redis() {
     let server = RedisServer::start();
     let clock = clock_now();
-    let store = RedisStore::new(&RedisConfig::new(server.url()))
+    let store = RedisStore::new(&config(server.url()))
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     let cache = Cache::new(store).with_clock(Arc::new(clock.clone()));
@@ -169,7 +179,7 @@ async fn stale_if_error_through_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_and_restarted_mid_test() {
     let mut server = RedisServer::start();
-    let store = RedisStore::new(&RedisConfig::new(server.url())).unwrap();
+    let store = RedisStore::new(&config(server.url())).unwrap();
     let cache = Cache::new(store.clone());
     let policy = Policy::new(Duration::from_secs(600));
     let entry = Entry::new(
@@ -267,7 +277,7 @@ async fn unreachable_server_is_only_misses() {
 #[tokio::test]
 async fn two_tiers_memory_in_front_of_redis() {
     let mut server = RedisServer::start();
-    let redis = RedisStore::new(&RedisConfig::new(server.url())).unwrap();
+    let redis = RedisStore::new(&config(server.url())).unwrap();
     let near = Arc::new(MemoryStore::new(MemoryConfig::new()).unwrap());
     let tiers = TwoTier::new(Arc::clone(&near), redis.clone());
     let entry = Entry::new(
