@@ -536,9 +536,11 @@ impl Cache {
             bump(&inner.metrics.fetches);
             let out = match fetch().await {
                 Ok(bytes) => {
-                    let env = Envelope::new(inner.clock.now_ms(), policy.ttl, policy.stale);
+                    let now = inner.clock.now_ms();
+                    let env = Envelope::new(now, policy.ttl, policy.stale);
                     let entry = Entry::new(env, bytes);
-                    if !policy.no_store {
+                    // A zero ttl and stale window make an entry that is dead on arrival.
+                    if !policy.no_store && env.stale_until > now {
                         inner.store.put(&guard.key, entry.clone()).await;
                     }
                     Ok(entry)
@@ -617,6 +619,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&*s.value, b"w");
+    }
+
+    #[tokio::test]
+    async fn dead_on_arrival_values_are_not_stored() {
+        let mut store = MockCacheStore::new();
+        store.expect_get().returning(|_| None);
+        store.expect_put().never();
+        let cache = Cache::new(store).with_clock(Arc::new(ManualClock::new(0)));
+        let key = Namespace::new("t").unwrap().key("k").unwrap();
+        let s = cache
+            .get_or_fetch(&key, Policy::new(Duration::ZERO), || async {
+                Ok(b"v".to_vec())
+            })
+            .await
+            .unwrap();
+        assert_eq!((&*s.value, s.outcome), (&b"v"[..], Outcome::Miss));
     }
 
     #[tokio::test]

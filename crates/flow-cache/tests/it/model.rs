@@ -146,7 +146,7 @@ proptest! {
                     let want: Option<(u8, Outcome)> = match (found, answer) {
                         (Some((v, _, true)), _) => Some((v, Outcome::Hit)),
                         (prev, Some(v)) => {
-                            if !no_store {
+                            if !no_store && ttl + stale > 0 {
                                 let env = Envelope::new(model.now, Duration::from_millis(ttl), Duration::from_millis(stale));
                                 model.map.insert(k, (v, env));
                             }
