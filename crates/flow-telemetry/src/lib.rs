@@ -41,6 +41,24 @@
 //! created_at`, steps `completed_at − started_at` (a step may start before its job's recorded
 //! start; only negative spans are dropped).
 //!
+//! # Detection
+//!
+//! [`Monitor::observe`] feeds each completed run to its workflow's detectors, in constant work
+//! per run (bounded by the baseline window), and returns the alerts that started and the
+//! fingerprints that recovered:
+//!
+//! | alert kind | detector |
+//! |---|---|
+//! | `duration_outlier`, `queue_outlier` | robust z `(x − median)/(1.4826·MAD)` over the last `baseline_window` values, `z_min_consecutive` runs above `duration_z`/`queue_z` |
+//! | `duration_shift` | one-sided CUSUM of the same standardized durations, each clipped to ±`change_point_clip`, slack `change_point_k`, threshold `change_point_h` |
+//! | `failure_rate` | EWMA (λ = `failure_ewma_lambda`) of the failed-run indicator above `failure_ewma_threshold` |
+//! | `consecutive_failures` | `consecutive_failures` failed runs in a row |
+//! | `rerun_rate` | EWMA of "passed only on a re-run" above `rerun_ewma_threshold` |
+//! | `*_threshold` | static `max_duration_ms`, `max_queue_ms`, `max_failure_rate` from the rules |
+//!
+//! Each alert's [`Fingerprint`] is a hash of workflow and kind, so an [`IssueSink`] keeps one
+//! issue per problem. Detection quality on the seeded generator is in `BENCHMARKS.md`.
+//!
 //! # Example
 //!
 //! ```
@@ -92,6 +110,8 @@ pub use kpi::{GroupBy, KpiValues, Kpis, RunFacts, Summary};
 pub use model::{Conclusion, Job, Outcome, Run, RunId, RunStatus, Step, WorkflowId};
 pub use monitor::{Monitor, Observation};
 pub use rules::{Rules, Thresholds};
+/// The redacting secret type tokens are held in (re-exported so callers need no extra dependency).
+pub use secrecy::SecretString;
 pub use sink::{DryRunSink, IssueAction, IssueSink};
 pub use source::{RunPage, RunQuery, RunSource};
 pub use time::{Clock, ManualClock, Sleeper, SystemClock, TokioSleeper};

@@ -290,6 +290,11 @@ impl Monitor {
         out
     }
 
+    /// Run facts held across all workflows' KPI windows (bounded by workflows × `window`).
+    pub fn retained(&self) -> usize {
+        self.states.values().map(|s| s.window.len()).sum()
+    }
+
     /// Facts currently in the window of `workflow`, oldest first.
     pub fn window(&self, workflow: &str) -> Vec<RunFacts> {
         self.states
@@ -372,5 +377,65 @@ fn describe(kind: AlertKind, value: f64, baseline: f64, score: f64) -> (Severity
                 secs(baseline)
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::generator::{GeneratorConfig, generate};
+
+    #[test]
+    fn memory_is_bounded_by_the_window() {
+        let rules = Rules {
+            window: 100,
+            ..Rules::default()
+        };
+        let h = generate(&GeneratorConfig {
+            runs: 30_000,
+            ..GeneratorConfig::default()
+        });
+        let mut m = Monitor::new(rules);
+        for r in &h.runs {
+            m.observe(r);
+        }
+        assert_eq!(
+            m.retained(),
+            300,
+            "3 workflows x 100 runs, whatever the history length"
+        );
+        assert!(m.kpis().iter().all(|k| k.values.count == 100));
+    }
+
+    #[test]
+    fn in_progress_runs_are_ignored_and_alerts_recover() {
+        let mut m = Monitor::new(Rules::default());
+        let mk = |id: u64, c: Option<crate::model::Conclusion>| Run {
+            id: crate::model::RunId(id),
+            name: "CI".into(),
+            status: if c.is_some() {
+                crate::model::RunStatus::Completed
+            } else {
+                crate::model::RunStatus::InProgress
+            },
+            conclusion: c,
+            ..Run::default()
+        };
+        use crate::model::Conclusion::{Failure, Success};
+        assert!(m.observe(&mk(1, None)).is_empty());
+        let mut fired = Vec::new();
+        for id in 2..5 {
+            fired.extend(m.observe(&mk(id, Some(Failure))).alerts);
+        }
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].kind, AlertKind::ConsecutiveFailures);
+        assert_eq!(m.active_alerts().count(), 1);
+        let obs = m.observe(&mk(5, Some(Success)));
+        assert_eq!(
+            obs.recovered,
+            vec![Fingerprint::of("CI", AlertKind::ConsecutiveFailures)]
+        );
+        assert_eq!(m.active_alerts().count(), 0);
     }
 }

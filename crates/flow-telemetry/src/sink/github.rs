@@ -198,27 +198,48 @@ pub fn issue_body(alert: &Alert) -> String {
     s
 }
 
-fn recurrence_comment(alert: &Alert) -> String {
+fn recurrence_comment(alert: &Alert, notes: &str) -> String {
     let runs: Vec<String> = alert
         .evidence
         .runs
         .iter()
         .map(|r| format!("- {r}"))
         .collect();
-    format!(
+    let mut s = format!(
         "Seen again at {}: {}\n{}",
         ts::format_ms(alert.at_ms),
         alert.summary,
         runs.join("\n")
-    )
+    );
+    if !notes.trim().is_empty() {
+        s.push_str("\n\n");
+        s.push_str(notes.trim());
+        s.push('\n');
+    }
+    s
+}
+
+/// The issue body for `alert` followed by `notes` (Markdown), when there are any.
+pub fn issue_body_with_notes(alert: &Alert, notes: &str) -> String {
+    let mut body = issue_body(alert);
+    if !notes.trim().is_empty() {
+        body.push('\n');
+        body.push_str(notes.trim());
+        body.push('\n');
+    }
+    body
 }
 
 #[async_trait::async_trait]
 impl IssueSink for GitHubIssueSink {
     async fn raise(&self, alert: &Alert) -> Result<IssueAction> {
+        self.raise_with_notes(alert, "").await
+    }
+
+    async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
         let open = self.find_open(&alert.fingerprint).await?;
         if let Some(&keep) = open.first() {
-            self.comment(keep, recurrence_comment(alert)).await?;
+            self.comment(keep, recurrence_comment(alert, notes)).await?;
             self.close_duplicates(keep, &open).await?;
             return Ok(IssueAction::Commented { number: keep });
         }
@@ -228,7 +249,7 @@ impl IssueSink for GitHubIssueSink {
             .write(
                 "POST",
                 &self.issues_path(),
-                &json!({ "title": alert.title(), "body": issue_body(alert), "labels": [self.label] }),
+                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": [self.label] }),
             )
             .await?;
         let number = serde_json::from_str::<serde_json::Value>(&created)
@@ -246,7 +267,7 @@ impl IssueSink for GitHubIssueSink {
         if keep == number {
             Ok(IssueAction::Opened { number })
         } else {
-            self.comment(keep, recurrence_comment(alert)).await?;
+            self.comment(keep, recurrence_comment(alert, notes)).await?;
             Ok(IssueAction::Commented { number: keep })
         }
     }

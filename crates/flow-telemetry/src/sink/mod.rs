@@ -46,6 +46,16 @@ pub trait IssueSink: Send + Sync {
     /// Transport or HTTP failures of the underlying tracker.
     async fn raise(&self, alert: &Alert) -> Result<IssueAction>;
 
+    /// As [`IssueSink::raise`], with `notes` (Markdown, e.g. a triage) added to the new issue's
+    /// body or to the recurrence comment. The default ignores the notes.
+    ///
+    /// # Errors
+    /// Transport or HTTP failures of the underlying tracker.
+    async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        let _ = notes;
+        self.raise(alert).await
+    }
+
     /// The problem `fingerprint` recovered: comment and close its open issue, if any.
     ///
     /// # Errors
@@ -99,9 +109,91 @@ impl IssueSink for DryRunSink {
         )))
     }
 
+    async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        let action = self.raise(alert).await?;
+        if !notes.trim().is_empty() {
+            self.say(format!(
+                "dry-run: with notes: {}",
+                notes.trim().replace('\n', " ")
+            ));
+        }
+        Ok(action)
+    }
+
     async fn resolve(&self, fingerprint: &Fingerprint) -> Result<IssueAction> {
         Ok(self.say(format!(
             "dry-run: would close the open issue for {fingerprint}, if any"
         )))
+    }
+}
+
+/// Sends what an observation changed to `sink`: recoveries first, then new alerts.
+///
+/// # Errors
+/// The sink's first failure; earlier actions stay done.
+pub async fn dispatch(
+    sink: &dyn IssueSink,
+    observation: &crate::monitor::Observation,
+) -> Result<Vec<IssueAction>> {
+    let mut actions = Vec::with_capacity(observation.alerts.len() + observation.recovered.len());
+    for fp in &observation.recovered {
+        actions.push(sink.resolve(fp).await?);
+    }
+    for alert in &observation.alerts {
+        actions.push(sink.raise(alert).await?);
+    }
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::alert::{AlertKind, Evidence, Severity};
+    use crate::monitor::Observation;
+
+    #[tokio::test]
+    async fn dispatch_resolves_then_raises() {
+        let fp_old = Fingerprint::of("CI", AlertKind::QueueOutlier);
+        let alert = Alert {
+            fingerprint: Fingerprint::of("CI", AlertKind::FailureRate),
+            workflow: "CI".into(),
+            kind: AlertKind::FailureRate,
+            severity: Severity::Warning,
+            summary: "s".into(),
+            evidence: Evidence {
+                metric: "m".into(),
+                value: 1.0,
+                baseline: 0.0,
+                threshold: 0.5,
+                score: None,
+                runs: vec![],
+            },
+            run_id: 1,
+            at_ms: 0,
+        };
+        let mut sink = MockIssueSink::new();
+        let mut seq = mockall::Sequence::new();
+        let want = fp_old.clone();
+        sink.expect_resolve()
+            .withf(move |fp| *fp == want)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(IssueAction::Nothing));
+        let want = alert.fingerprint.clone();
+        sink.expect_raise()
+            .withf(move |a| a.fingerprint == want)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(IssueAction::Opened { number: 7 }));
+        let obs = Observation {
+            alerts: vec![alert],
+            recovered: vec![fp_old],
+        };
+        let actions = dispatch(&sink, &obs).await.unwrap();
+        assert_eq!(
+            actions,
+            vec![IssueAction::Nothing, IssueAction::Opened { number: 7 }]
+        );
     }
 }

@@ -165,3 +165,54 @@ impl<S: RunSource> Poller<S> {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::model::{Conclusion, RunStatus};
+    use crate::source::{MockRunSource, RunPage};
+
+    fn run(id: u64) -> Run {
+        Run {
+            id: RunId(id),
+            status: RunStatus::Completed,
+            conclusion: Some(Conclusion::Success),
+            updated_at: Some(id as i64),
+            ..Run::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn stops_paging_at_the_first_run_already_seen() {
+        let mut src = MockRunSource::new();
+        src.expect_runs()
+            .withf(|q| q.page == 1)
+            .times(1)
+            .returning(|_| {
+                Ok(RunPage {
+                    runs: (5..=12).rev().map(run).collect(),
+                    total_count: Some(500),
+                    next_page: Some(2),
+                    not_modified: false,
+                })
+            });
+        src.expect_jobs().never();
+        let mut p = Poller::new(src, RunQuery::new()).with_last_seen(RunId(8));
+        let b = p.poll().await.unwrap();
+        let ids: Vec<u64> = b.completed.iter().map(|r| r.id.0).collect();
+        assert_eq!(ids, vec![9, 10, 11, 12]);
+        assert_eq!(b.list_requests, 1);
+        assert_eq!(p.last_seen(), Some(RunId(12)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_poll_leaves_the_state_unchanged() {
+        let mut src = MockRunSource::new();
+        src.expect_runs()
+            .returning(|_| Err(crate::Error::invalid("x", "boom")));
+        let mut p = Poller::new(src, RunQuery::new()).with_last_seen(RunId(3));
+        assert!(p.poll().await.is_err());
+        assert_eq!(p.last_seen(), Some(RunId(3)));
+    }
+}

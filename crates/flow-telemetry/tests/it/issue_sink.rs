@@ -109,6 +109,29 @@ async fn opens_then_comments_then_closes() {
 }
 
 #[tokio::test]
+async fn notes_reach_the_body_and_the_recurrence_comment() {
+    let (server, state) = tracker().await;
+    let s = sink(&server);
+    let a = alert(AlertKind::FailureRate);
+    let notes = "### Triage\n**Likely cause:** a flaky network step";
+    assert_eq!(
+        s.raise_with_notes(&a, notes).await.unwrap(),
+        IssueAction::Opened { number: 1 }
+    );
+    assert_eq!(
+        s.raise_with_notes(&a, notes).await.unwrap(),
+        IssueAction::Commented { number: 1 }
+    );
+    let st = state.lock().unwrap();
+    let body = st.issues[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains(&marker(&a.fingerprint)) && body.ends_with("a flaky network step\n"),
+        "{body}"
+    );
+    assert!(st.comments[0].1.contains("**Likely cause:**"));
+}
+
+#[tokio::test]
 async fn a_competitor_issue_created_meanwhile_is_reconciled() {
     let (server, state) = tracker().await;
     let a = alert(AlertKind::FailureRate);
