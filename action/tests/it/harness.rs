@@ -505,3 +505,42 @@ fn the_committed_manifest_is_a_flow_publish_manifest() {
     let manifest = Manifest::from_json(&text).unwrap();
     assert_eq!(manifest.version, env!("CARGO_PKG_VERSION"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_command_monitors_and_writes_outputs_and_the_summary() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 1).await;
+    // No repository (the input defaults to the workflow's): the bundled sample, offline.
+    let runner = Runner::new(&manifest)
+        .input("download-base-url", server.uri())
+        .input("repo", "");
+    let (_runner, run) = run_blocking(runner).await;
+    assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("flow monitor: 300 runs (3 pages) from the bundled sample history"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.outputs["alerts"], "0");
+    let json: serde_json::Value = serde_json::from_str(&run.outputs["json"]).unwrap();
+    assert_eq!(json["runs"], 300);
+    assert!(
+        run.summary.contains("### Issues and triage"),
+        "{}",
+        run.summary
+    );
+    // The masked token (the github-token input's default) never appears in clear.
+    assert!(
+        run.stdout.contains("::add-mask::ghs_harness_token"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches("ghs_harness_token").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+}
