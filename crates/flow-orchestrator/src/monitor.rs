@@ -217,7 +217,9 @@ impl Orchestrator {
     /// active at the end: ask the chat model for a [`Triage`] (when enabled and a model is
     /// set; a failure is recorded in [`AlertOutcome::triage_error`] and the issue is raised
     /// anyway), and raise it through the issue sink (which opens an issue or comments on the
-    /// open one). With `close_on_recovery`, problems that recovered are resolved.
+    /// open one), with the triage as notes for the issue body or the comment
+    /// ([`IssueSink::raise_with_notes`](flow_telemetry::IssueSink::raise_with_notes)). With
+    /// `close_on_recovery`, problems that recovered are resolved.
     ///
     /// # Errors
     /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a run source;
@@ -317,7 +319,12 @@ impl Orchestrator {
             }
         }
         if let Some(sink) = &self.sink {
-            match sink.raise(&out.alert).await {
+            // The triage goes into the new issue's body or the recurrence comment.
+            let raised = match &out.triage {
+                Some(t) => sink.raise_with_notes(&out.alert, &t.to_markdown()).await,
+                None => sink.raise(&out.alert).await,
+            };
+            match raised {
                 Ok(a) => out.issue = Some(a.into()),
                 Err(e) => {
                     tracing::error!(fingerprint = %out.alert.fingerprint, error = %e, "raising the issue failed");
@@ -349,5 +356,53 @@ impl Orchestrator {
             .instrument(tracing::info_span!("flow.triage", fingerprint = %alert.fingerprint))
             .await?;
         Ok(decision.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use flow_telemetry::RunId;
+
+    fn run(id: u64, attempt: u32, done: i64) -> Run {
+        Run {
+            id: RunId(id),
+            run_attempt: attempt,
+            created_at: Some(0),
+            updated_at: Some(done),
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn runs_are_deduplicated_and_put_in_completion_order() {
+        // Pages may overlap when runs arrive while listing; re-runs are distinct attempts.
+        let runs = vec![
+            run(3, 1, 30),
+            run(1, 1, 50),
+            run(2, 1, 10),
+            run(1, 1, 50),
+            run(1, 2, 70),
+        ];
+        let order: Vec<(u64, u32)> = completion_order(runs)
+            .iter()
+            .map(|r| (r.id.0, r.run_attempt))
+            .collect();
+        assert_eq!(order, [(2, 1), (3, 1), (1, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn issue_records_read_well() {
+        assert_eq!(
+            IssueRecord::from(IssueAction::Opened { number: 4 }).to_string(),
+            "opened #4"
+        );
+        assert_eq!(
+            IssueRecord::from(IssueAction::Commented { number: 4 }).to_string(),
+            "commented on #4"
+        );
+        let json = serde_json::to_value(IssueRecord::Closed { number: 2 }).unwrap();
+        assert_eq!(json, serde_json::json!({"action": "closed", "number": 2}));
     }
 }

@@ -10,6 +10,7 @@ use flow_publish::Publisher;
 use flow_telemetry::{Clock, IssueSink, Rules, RunQuery, RunSource, SystemClock};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 
@@ -291,7 +292,10 @@ impl Orchestrator {
     /// [`ErrorKind::Llm`](crate::ErrorKind::Llm) when the call fails or the answer is empty.
     pub async fn delegate_text(&self, system: Option<&str>, prompt: &str) -> Result<String> {
         let model = self.model()?;
-        let response = model.complete(&self.request(system, prompt)).await?;
+        let response = model
+            .complete(&self.request(system, prompt))
+            .instrument(tracing::info_span!("flow.delegate"))
+            .await?;
         response
             .text()
             .filter(|t| !t.trim().is_empty())
@@ -329,7 +333,9 @@ impl Orchestrator {
     where
         T: JsonSchema + DeserializeOwned,
     {
-        Ok(flow_llm::delegate(self.model()?.as_ref(), request).await?)
+        Ok(flow_llm::delegate(self.model()?.as_ref(), request)
+            .instrument(tracing::info_span!("flow.delegate"))
+            .await?)
     }
 
     /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset).
@@ -349,6 +355,7 @@ impl Orchestrator {
             issue,
             evidence,
         )
+        .instrument(tracing::info_span!("flow.review_issue"))
         .await?)
     }
 }

@@ -68,3 +68,18 @@ async fn a_bad_redis_url_is_a_cache_error() {
     let e = Orchestrator::configure(&config, env(&[("OPENAI_API_KEY", "sk-1")])).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Cache(_)), "{e}");
 }
+
+#[test]
+fn the_configuration_schema_is_pinned() {
+    // A change to the file format shows up here; review the snapshot with the docs. The rules
+    // are flow-telemetry's (pinned by its own tests), so only their place is kept here.
+    let mut schema = flow_orchestrator::config::json_schema();
+    let rules = "[flow-telemetry rules]";
+    for def in ["Rules", "Thresholds", "Overrides"] {
+        assert!(schema["$defs"][def].is_object(), "{def}");
+        schema["$defs"][def] = rules.into();
+    }
+    schema["properties"]["telemetry"]["default"]["rules"] = rules.into();
+    schema["$defs"]["TelemetryConfig"]["properties"]["rules"]["default"] = rules.into();
+    insta::assert_json_snapshot!("flow_config_schema", schema);
+}

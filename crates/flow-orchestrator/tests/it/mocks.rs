@@ -40,6 +40,7 @@ mockall::mock! {
     #[async_trait::async_trait]
     impl IssueSink for Sink {
         async fn raise(&self, alert: &Alert) -> flow_telemetry::Result<IssueAction>;
+        async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> flow_telemetry::Result<IssueAction>;
         async fn resolve(&self, fingerprint: &Fingerprint) -> flow_telemetry::Result<IssueAction>;
     }
 }

@@ -20,16 +20,28 @@ fn source(healthy: u64, failing: u64) -> MockSource {
     s
 }
 
-/// A sink that opens issue 1, 2, ... and records the alerts it saw.
-fn opening_sink(seen: Arc<Mutex<Vec<AlertKind>>>) -> MockSink {
+/// The alerts a sink saw, with the notes they were raised with.
+type Seen = Arc<Mutex<Vec<(AlertKind, Option<String>)>>>;
+
+/// A sink that opens issue 1, 2, ... and records the alerts it saw with their notes.
+fn opening_sink(seen: Seen) -> MockSink {
     let mut sink = MockSink::new();
+    let plain = seen.clone();
     sink.expect_raise().returning(move |alert| {
-        let mut seen = seen.lock().unwrap();
-        seen.push(alert.kind);
+        let mut seen = plain.lock().unwrap();
+        seen.push((alert.kind, None));
         Ok(IssueAction::Opened {
             number: seen.len() as u64,
         })
     });
+    sink.expect_raise_with_notes()
+        .returning(move |alert, notes| {
+            let mut seen = seen.lock().unwrap();
+            seen.push((alert.kind, Some(notes.to_owned())));
+            Ok(IssueAction::Opened {
+                number: seen.len() as u64,
+            })
+        });
     sink
 }
 
@@ -61,8 +73,16 @@ async fn a_failure_burst_is_triaged_and_raised_once_per_fingerprint() {
     assert_eq!(report.telemetry.generated_at_ms, 1_767_225_600_000);
     let kinds: Vec<AlertKind> = report.alerts.iter().map(|a| a.alert.kind).collect();
     assert!(kinds.contains(&AlertKind::ConsecutiveFailures), "{kinds:?}");
-    // One raise per active fingerprint, no more.
-    let mut raised = seen.lock().unwrap().clone();
+    // One raise per active fingerprint, no more, each with the triage as notes.
+    let raised = seen.lock().unwrap().clone();
+    for (_, notes) in &raised {
+        let notes = notes.as_deref().expect("raised with the triage as notes");
+        assert!(
+            notes.contains("**Likely cause:**") && notes.contains("cargo test"),
+            "{notes}"
+        );
+    }
+    let mut raised: Vec<AlertKind> = raised.into_iter().map(|(k, _)| k).collect();
     raised.sort();
     let mut expected = kinds;
     expected.sort();
@@ -99,7 +119,10 @@ async fn when_the_llm_fails_the_issue_is_still_raised_and_the_report_says_so() {
         .unwrap();
     let report = o.monitor().await.unwrap();
     assert!(!report.alerts.is_empty());
-    assert_eq!(seen.lock().unwrap().len(), report.alerts.len());
+    // Raised without notes: there is no triage to add.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), report.alerts.len());
+    assert!(seen.iter().all(|(_, notes)| notes.is_none()), "{seen:?}");
     for a in &report.alerts {
         assert!(a.triage.is_none());
         let e = a.triage_error.as_deref().unwrap();
