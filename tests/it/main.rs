@@ -10,6 +10,7 @@
     unreachable_pub
 )]
 
+mod delegate;
 mod github;
 mod monitor_loop;
 mod openai;
