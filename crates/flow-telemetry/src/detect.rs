@@ -132,6 +132,7 @@ pub struct RobustZ {
     streak: u32,
     calm: u32,
     active: bool,
+    last: Option<(f64, f64)>,
 }
 
 impl RobustZ {
@@ -145,7 +146,14 @@ impl RobustZ {
             streak: 0,
             calm: 0,
             active: false,
+            last: None,
         }
+    }
+
+    /// The baseline `(median, sigma)` the last observation was scored against; `None` while
+    /// warming up.
+    pub fn last_baseline(&self) -> Option<(f64, f64)> {
+        self.last
     }
 
     /// The baseline median and a robust standard deviation (`1.4826 · MAD`, floored at 1% of
@@ -169,8 +177,10 @@ impl RobustZ {
     /// Observes `x`.
     pub fn observe(&mut self, x: f64) -> Signal {
         let mut signal = Signal::Quiet;
+        self.last = None;
         if self.window.len() >= self.warmup {
             let (med, sigma) = self.baseline();
+            self.last = Some((med, sigma));
             // 0.6745 · (x − med) / MAD = (x − med) / (1.4826 · MAD).
             let z = (x - med) / sigma;
             if z > self.threshold {

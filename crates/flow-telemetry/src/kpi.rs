@@ -164,10 +164,10 @@ pub fn compute(facts: &[RunFacts]) -> KpiValues {
     let mut incident_start: Option<i64> = None;
     let mut recovery_sum = 0f64;
     let mut recoveries = 0u64;
-    // sha -> (seen a failure, flaky)
-    let mut shas: HashMap<u64, (bool, bool)> = HashMap::new();
+    // (sha, position, outcome, attempt), grouped by sha below; a sort beats hashing here.
+    let mut by_sha: Vec<(u64, usize, Outcome, u32)> = Vec::with_capacity(done.len());
 
-    for f in &done {
+    for (pos, f) in done.iter().enumerate() {
         let slot = match f.outcome {
             Outcome::Success => 0,
             Outcome::Failure => 1,
@@ -203,13 +203,26 @@ pub fn compute(facts: &[RunFacts]) -> KpiValues {
             }
         }
         if f.sha != 0 {
-            let e = shas.entry(f.sha).or_insert((false, false));
-            if f.outcome.is_failed() {
-                e.0 = true;
-            } else if f.outcome == Outcome::Success && (e.0 || f.attempt > 1) {
-                e.1 = true;
-            }
+            by_sha.push((f.sha, pos, f.outcome, f.attempt));
         }
+    }
+    by_sha.sort_unstable_by_key(|e| (e.0, e.1));
+    let (mut distinct, mut flaky) = (0usize, 0usize);
+    let mut i = 0;
+    while i < by_sha.len() {
+        let sha = by_sha[i].0;
+        let (mut failed_before, mut is_flaky) = (false, false);
+        while i < by_sha.len() && by_sha[i].0 == sha {
+            let (_, _, outcome, attempt) = by_sha[i];
+            if outcome.is_failed() {
+                failed_before = true;
+            } else if outcome == Outcome::Success && (failed_before || attempt > 1) {
+                is_flaky = true;
+            }
+            i += 1;
+        }
+        distinct += 1;
+        flaky += usize::from(is_flaky);
     }
 
     let count = done.len() as u64;
@@ -220,7 +233,6 @@ pub fn compute(facts: &[RunFacts]) -> KpiValues {
             c as f64 / count as f64
         }
     };
-    let flaky = shas.values().filter(|(_, fl)| *fl).count();
     let span_days = match (done.first(), done.last()) {
         (Some(a), Some(b)) => ((b.created_at - a.created_at) as f64 / DAY_MS).max(1.0),
         _ => 1.0,
@@ -236,10 +248,10 @@ pub fn compute(facts: &[RunFacts]) -> KpiValues {
         duration_ms: Summary::of(&mut durations),
         queue_ms: Summary::of(&mut queues),
         rerun_rate: rate(reruns),
-        flaky_rate: if shas.is_empty() {
+        flaky_rate: if distinct == 0 {
             0.0
         } else {
-            flaky as f64 / shas.len() as f64
+            flaky as f64 / distinct as f64
         },
         mttr_ms: (recoveries > 0).then(|| recovery_sum / recoveries as f64),
         recoveries,

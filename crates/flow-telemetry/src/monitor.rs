@@ -140,38 +140,46 @@ impl Monitor {
             st.window_failures += 1;
         }
 
-        let mut emit =
-            |kind: AlertKind, sig: Signal, metric: &str, value: f64, links: Vec<String>| {
-                let fp = Fingerprint::of(&key, kind);
-                match sig {
-                    Signal::Fire {
-                        score,
-                        baseline,
-                        threshold,
-                    } => {
-                        let (severity, summary) = describe(kind, value, baseline, score);
-                        obs.alerts.push(Alert {
-                            fingerprint: fp,
-                            workflow: key.to_string(),
-                            kind,
-                            severity,
-                            summary,
-                            evidence: Evidence {
-                                metric: metric.to_string(),
-                                value,
-                                baseline,
-                                threshold,
-                                score: Some(score),
-                                runs: links,
-                            },
-                            run_id: facts.id,
-                            at_ms: facts.completed_at,
-                        });
-                    }
-                    Signal::Recover => obs.recovered.push(fp),
-                    Signal::Quiet => {}
+        // Fingerprints and links are built only when a detector changes state: hashing and
+        // allocating on every quiet run would dominate the cost of detection.
+        let mut emit = |kind: AlertKind,
+                        sig: Signal,
+                        metric: &str,
+                        value: f64,
+                        links: &dyn Fn() -> Vec<String>| {
+            if sig == Signal::Quiet {
+                return;
+            }
+            let fp = Fingerprint::of(&key, kind);
+            match sig {
+                Signal::Fire {
+                    score,
+                    baseline,
+                    threshold,
+                } => {
+                    let (severity, summary) = describe(kind, value, baseline, score);
+                    obs.alerts.push(Alert {
+                        fingerprint: fp,
+                        workflow: key.to_string(),
+                        kind,
+                        severity,
+                        summary,
+                        evidence: Evidence {
+                            metric: metric.to_string(),
+                            value,
+                            baseline,
+                            threshold,
+                            score: Some(score),
+                            runs: links(),
+                        },
+                        run_id: facts.id,
+                        at_ms: facts.completed_at,
+                    });
                 }
-            };
+                Signal::Recover => obs.recovered.push(fp),
+                Signal::Quiet => {}
+            }
+        };
         let link = || {
             if run.html_url.is_empty() {
                 Vec::new()
@@ -182,26 +190,28 @@ impl Monitor {
 
         if let Some(d) = facts.duration_ms {
             let x = d as f64;
-            if st.th.change_point && st.duration.len() >= st.th.warmup as usize {
-                let (m, s) = st.duration.baseline();
-                let sig = st.cusum.observe(x, m, s);
-                emit(AlertKind::DurationShift, sig, "duration_ms", x, link());
-            }
             let sig = st.duration.observe(x);
-            emit(AlertKind::DurationOutlier, sig, "duration_ms", x, link());
+            emit(AlertKind::DurationOutlier, sig, "duration_ms", x, &link);
+            // The change point uses the same baseline, of the values before this one.
+            if st.th.change_point
+                && let Some((m, s)) = st.duration.last_baseline()
+            {
+                let sig = st.cusum.observe(x, m, s);
+                emit(AlertKind::DurationShift, sig, "duration_ms", x, &link);
+            }
             if let Some(max) = st.th.max_duration_ms {
                 let sig = st.over_duration.observe(d > max as i64);
                 let sig = with_threshold(sig, max as f64);
-                emit(AlertKind::DurationThreshold, sig, "duration_ms", x, link());
+                emit(AlertKind::DurationThreshold, sig, "duration_ms", x, &link);
             }
         }
         if let Some(q) = facts.queue_ms {
             let x = q as f64;
             let sig = st.queue.observe(x);
-            emit(AlertKind::QueueOutlier, sig, "queue_ms", x, link());
+            emit(AlertKind::QueueOutlier, sig, "queue_ms", x, &link);
             if let Some(max) = st.th.max_queue_ms {
                 let sig = with_threshold(st.over_queue.observe(q > max as i64), max as f64);
-                emit(AlertKind::QueueThreshold, sig, "queue_ms", x, link());
+                emit(AlertKind::QueueThreshold, sig, "queue_ms", x, &link);
             }
         }
         let counts = !matches!(
@@ -211,29 +221,33 @@ impl Monitor {
         if counts {
             let sig = st.failure.observe(failed);
             let v = st.failure.value();
-            emit(AlertKind::FailureRate, sig, "failure_rate_ewma", v, link());
+            emit(AlertKind::FailureRate, sig, "failure_rate_ewma", v, &link);
             if failed && st.consecutive.streak() == 0 && !run.html_url.is_empty() {
                 st.streak_start_url = Some(run.html_url.clone());
             }
             let sig = st.consecutive.observe(failed);
-            let mut links: Vec<String> = st.streak_start_url.iter().cloned().collect();
-            if !run.html_url.is_empty() && links.last() != Some(&run.html_url) {
-                links.push(run.html_url.clone());
-            }
+            let start = st.streak_start_url.as_ref();
+            let links = || {
+                let mut links: Vec<String> = start.into_iter().cloned().collect();
+                if !run.html_url.is_empty() && links.last() != Some(&run.html_url) {
+                    links.push(run.html_url.clone());
+                }
+                links
+            };
             let streak = f64::from(st.consecutive.streak());
             emit(
                 AlertKind::ConsecutiveFailures,
                 sig,
                 "consecutive_failures",
                 streak,
-                links,
+                &links,
             );
         }
         let sig = st
             .rerun
             .observe(facts.attempt > 1 && facts.outcome == crate::model::Outcome::Success);
         let v = st.rerun.value();
-        emit(AlertKind::RerunRate, sig, "rerun_rate_ewma", v, link());
+        emit(AlertKind::RerunRate, sig, "rerun_rate_ewma", v, &link);
         if let Some(max) = st.th.max_failure_rate
             && st.seen >= u64::from(st.th.warmup)
         {
@@ -258,7 +272,7 @@ impl Monitor {
                 sig,
                 "failure_rate_window",
                 rate,
-                link(),
+                &link,
             );
         }
 
