@@ -139,7 +139,7 @@ async fn a_failure_burst_opens_one_triaged_issue_and_the_next_run_comments() {
     // Every GitHub request carried the token; nothing leaked it into the report.
     let st = gh.state.lock().unwrap();
     assert_eq!(st.unauthenticated, 0, "{:?}", st.requests);
-    assert!(!report.to_json().unwrap().contains(TOKEN));
+    assert!(!report.to_json().contains(TOKEN));
 }
 
 #[tokio::test]
@@ -168,7 +168,7 @@ async fn with_the_llm_down_the_issue_is_still_opened_without_triage() {
     assert!(!body.contains("Likely cause"), "{body}");
     let md = report.to_markdown();
     assert!(md.contains("triage: **unavailable**"), "{md}");
-    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert!(json["alerts"][0]["triage_error"].is_string());
     assert!(json["alerts"][0].get("triage").is_none());
 }

@@ -139,13 +139,11 @@ impl MonitorReport {
     }
 
     /// Pretty JSON: `{runs, pages, telemetry: <flow-telemetry report>, alerts: [{alert,
-    /// triage?, triage_error?, issue?, issue_error?}], recovered: [...]}`.
-    ///
-    /// # Errors
-    /// Never in practice; serialization of these types cannot fail.
-    pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self)
-            .map_err(|e| Error::config("(report)", format!("cannot serialize the report: {e}")))
+    /// triage?, triage_error?, issue?, issue_error?}], recovered: [{fingerprint, alert?,
+    /// issue?, issue_error?}]}`.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain types cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// Markdown for `GITHUB_STEP_SUMMARY`: flow-telemetry's report (KPI table, alerts,

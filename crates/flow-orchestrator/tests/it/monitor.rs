@@ -101,7 +101,7 @@ async fn a_failure_burst_is_triaged_and_raised_once_per_fingerprint() {
         md.contains("**Likely cause:**") && md.contains("opened #"),
         "{md}"
     );
-    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["alerts"][0]["issue"]["action"], "opened");
     assert!(json["alerts"][0]["triage"]["suggested_next_step"].is_string());
 }
