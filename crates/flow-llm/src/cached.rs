@@ -1,15 +1,15 @@
 //! The cache decorator over flow-cache: fresh hits, single flight, stale-if-error.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tracing::Instrument;
 use flow_cache::{Cache, FetchError, Key, Lookup, Namespace, Outcome, Policy};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::ChatModel;
@@ -67,18 +67,10 @@ impl Stored {
     }
 }
 
-/// Feeds serialized JSON straight into the hash, without an intermediate buffer.
-struct HashWriter<'h>(&'h mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+thread_local! {
+    /// A reused buffer for the canonical request: no allocation per key, and one SHA-256
+    /// update over the whole text instead of one per JSON fragment.
+    static KEY_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Caches answers of the inner model in a [`flow_cache::Cache`].
@@ -90,6 +82,9 @@ impl Write for HashWriter<'_> {
 ///   the cache.
 /// - Single flight: identical concurrent calls make one call to the inner model; the others
 ///   get [`CacheStatus::Coalesced`].
+/// - Fresh answers are also kept decoded in process (up to 1024), so a hit costs a key and a
+///   map lookup; the flow-cache store stays the source for misses, stale answers and other
+///   processes.
 /// - Stale-if-error: when the inner model fails with an error another attempt could cure
 ///   (retryable or fallbackable: 5xx, 429, timeouts, an exhausted fallback chain) and a stale
 ///   answer is within its stale window, it is served with [`CacheStatus::Stale`].
@@ -100,7 +95,11 @@ pub struct Cached<M> {
     scope: String,
     ttl: Duration,
     stale: Duration,
+    hot: Mutex<HashMap<Key, (u64, ChatResponse)>>,
 }
+
+/// Decoded fresh answers kept in process, so a hit skips JSON decoding; cleared when full.
+const HOT_CAPACITY: usize = 1024;
 
 impl<M> fmt::Debug for Cached<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,6 +130,7 @@ impl<M: ChatModel + 'static> Cached<M> {
             scope: scope.into(),
             ttl: DEFAULT_CACHE_TTL,
             stale: DEFAULT_STALE,
+            hot: Mutex::new(HashMap::new()),
         })
     }
 
@@ -158,19 +158,29 @@ impl<M: ChatModel + 'static> Cached<M> {
     /// # Errors
     /// [`ErrorKind::Cache`] when the request cannot be serialized.
     pub fn key(&self, request: &ChatRequest) -> Result<Key> {
-        let mut h = Sha256::new();
-        h.update(b"flow-llm\0");
-        h.update(env!("CARGO_PKG_VERSION").as_bytes());
-        h.update(b"\0");
-        h.update(self.scope.as_bytes());
-        h.update(b"\0");
-        serde_json::to_writer(HashWriter(&mut h), request).map_err(|e| {
-            Error::new(
-                ErrorKind::Cache,
-                format!("the request could not be hashed for the cache: {e}"),
-            )
+        let digest = KEY_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            serde_json::to_writer(&mut *buf, request).map_err(|e| {
+                Error::new(
+                    ErrorKind::Cache,
+                    format!("the request could not be hashed for the cache: {e}"),
+                )
+            })?;
+            let mut h = Sha256::new();
+            h.update(b"flow-llm\0");
+            h.update(env!("CARGO_PKG_VERSION").as_bytes());
+            h.update(b"\0");
+            h.update(self.scope.as_bytes());
+            h.update(b"\0");
+            h.update(&buf[..]);
+            // Do not keep a huge buffer alive for the rest of the thread's life.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            Ok::<_, Error>(h.finalize())
         })?;
-        Ok(self.namespace.key_from_digest(h.finalize().into()))
+        Ok(self.namespace.key_from_digest(digest.into()))
     }
 }
 
@@ -196,12 +206,38 @@ impl<M: ChatModel + 'static> ChatModel for Cached<M> {
 }
 
 impl<M: ChatModel + 'static> Cached<M> {
+    fn hot(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, ChatResponse)>> {
+        // Entries are inserted and removed whole; a poisoned lock is still consistent.
+        self.hot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh decoded answer kept in process.
+    fn hot_get(&self, key: &Key) -> Option<ChatResponse> {
+        let now = self.cache.clock().now_ms();
+        let hot = self.hot();
+        let (fresh_until, response) = hot.get(key)?;
+        (now < *fresh_until).then(|| response.clone())
+    }
+
+    /// Keeps `response` (already marked as a hit) until `fresh_until` (unix ms).
+    fn hot_put(&self, key: Key, fresh_until: u64, response: ChatResponse) {
+        let mut hot = self.hot();
+        if hot.len() >= HOT_CAPACITY {
+            hot.clear();
+        }
+        hot.insert(key, (fresh_until, response));
+    }
+
     async fn lookup_or_call(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let key = self.key(request)?;
+        if let Some(r) = self.hot_get(&key) {
+            return Ok(r);
+        }
         // Fast path: a fresh hit needs no clone of the request.
         if let Lookup::Fresh(entry) = self.cache.get(&key).await
             && let Some(r) = decode(&entry.value, CacheStatus::Hit)
         {
+            self.hot_put(key, entry.envelope.fresh_until, r.clone());
             return Ok(r);
         }
         let policy =
@@ -228,6 +264,13 @@ impl<M: ChatModel + 'static> Cached<M> {
                     _ => CacheStatus::Miss,
                 };
                 let r = s.value.into_response(status);
+                if matches!(status, CacheStatus::Miss | CacheStatus::Hit) {
+                    let mut hit = r.clone();
+                    hit.meta.cache = CacheStatus::Hit;
+                    hit.meta.attempts = 0;
+                    hit.meta.latency = Duration::ZERO;
+                    self.hot_put(key.clone(), s.envelope.fresh_until, hit);
+                }
                 if status == CacheStatus::Stale {
                     tracing::warn!(key = %key, "every model failed: serving a stale cached answer");
                 }

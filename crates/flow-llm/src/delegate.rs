@@ -58,7 +58,11 @@ impl AnswerSpec {
     fn for_type<T: JsonSchema>() -> Result<Arc<Self>> {
         let id = T::schema_id();
         let specs = SPECS.get_or_init(Mutex::default);
-        if let Some(spec) = specs.lock().unwrap_or_else(PoisonError::into_inner).get(id.as_ref()) {
+        if let Some(spec) = specs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id.as_ref())
+        {
             return Ok(Arc::clone(spec));
         }
         let spec = Arc::new(Self::new::<T>()?);

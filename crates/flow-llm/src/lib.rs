@@ -80,8 +80,9 @@ pub use fallback::Fallback;
 pub use model::{ChatModel, ChatModelExt};
 pub use preset::{REVIEW_ISSUE_SYSTEM_PROMPT, ReviewVerdict, review_issue, review_issue_with};
 pub use protocol::{
-    CacheStatus, CallOptions, ChatRequest, ChatResponse, Choice, FinishReason, JsonSchemaFormat, Message,
-    ReasoningEffort, ResponseFormat, ResponseMeta, Role, Tool, ToolCall, ToolChoice, Usage,
+    CacheStatus, CallOptions, ChatRequest, ChatResponse, Choice, FinishReason, JsonSchemaFormat,
+    Message, ReasoningEffort, ResponseFormat, ResponseMeta, Role, Tool, ToolCall, ToolChoice,
+    Usage,
 };
 pub use quirks::{ModelQuirks, Quirks};
 pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
