@@ -2,6 +2,30 @@
 //! bounded window of facts for the KPIs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: workflow names are short, trusted keys, where SipHash's cost shows per run.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 use crate::alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
 use crate::detect::{Consecutive, Cusum, Ewma, RobustZ, Signal};
@@ -84,7 +108,7 @@ impl WorkflowState {
 #[derive(Debug)]
 pub struct Monitor {
     rules: Rules,
-    states: HashMap<String, WorkflowState>,
+    states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
 }
 
@@ -93,7 +117,7 @@ impl Monitor {
     pub fn new(rules: Rules) -> Self {
         Self {
             rules,
-            states: HashMap::new(),
+            states: HashMap::default(),
             active: BTreeMap::new(),
         }
     }
