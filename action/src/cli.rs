@@ -223,7 +223,7 @@ pub struct GithubArgs {
     )]
     #[schemars(with = "Option<String>")]
     pub github_token: Option<Secret>,
-    /// GitHub REST API base URL (GITHUB_API_URL; default https://api.github.com), for GitHub
+    /// GitHub REST API base URL (GITHUB_API_URL; default `https://api.github.com`), for GitHub
     /// Enterprise Server.
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
