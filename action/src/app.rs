@@ -63,7 +63,8 @@ pub fn run(
     let json = cli.global.json;
     let name = sub.name();
     let result = crate::commands::run(sub, &cli.global, mode).and_then(|o| {
-        report::present(&o, mode, json, &Sinks::from_env(lookup), stdout)?;
+        let title = format!("flow {name}");
+        report::present(&title, &o, mode, json, &Sinks::from_env(lookup), stdout)?;
         Ok(o.failure)
     });
     match result {

@@ -52,11 +52,13 @@ pub enum Mode {
     Actions,
 }
 
-/// Presents `outcome` on `stdout` (and the runner's files in Actions mode).
+/// Presents `outcome` on `stdout` (and the runner's files in Actions mode); `title` names the
+/// log group the text folds into in Actions mode.
 ///
 /// # Errors
 /// When stdout or a runner file cannot be written.
 pub fn present(
+    title: &str,
     outcome: &Outcome,
     mode: Mode,
     json: bool,
@@ -64,6 +66,11 @@ pub fn present(
     stdout: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let machine = serde_json::to_string_pretty(&outcome.json)?;
+    // In a step the report folds into a group; annotations stay outside it, where they show.
+    let grouped = mode == Mode::Actions && !json && !outcome.text.is_empty();
+    if grouped {
+        writeln!(stdout, "{}", gha::group(title))?;
+    }
     if json {
         writeln!(stdout, "{machine}")?;
     } else {
@@ -71,6 +78,9 @@ pub fn present(
         if !outcome.text.is_empty() && !outcome.text.ends_with('\n') {
             writeln!(stdout)?;
         }
+    }
+    if grouped {
+        writeln!(stdout, "{}", gha::endgroup())?;
     }
     match mode {
         Mode::Terminal => {
@@ -133,6 +143,7 @@ mod tests {
     fn terminal_text_and_json() {
         let mut out = Vec::new();
         present(
+            "t",
             &outcome(),
             Mode::Terminal,
             false,
@@ -146,6 +157,7 @@ mod tests {
         ");
         let mut out = Vec::new();
         present(
+            "t",
             &outcome(),
             Mode::Terminal,
             true,
@@ -165,9 +177,19 @@ mod tests {
             summary_file: Some(dir.path().join("sum")),
         };
         let mut out = Vec::new();
-        present(&outcome(), Mode::Actions, false, &sinks, &mut out).unwrap();
+        present(
+            "flow monitor",
+            &outcome(),
+            Mode::Actions,
+            false,
+            &sinks,
+            &mut out,
+        )
+        .unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap(), @r"
+        ::group::flow monitor
         2 alerts
+        ::endgroup::
         ::warning file=.github/workflows/ci.yml,line=1::failure rate 40%25
         ");
         let outputs = std::fs::read_to_string(dir.path().join("out")).unwrap();
