@@ -243,3 +243,44 @@ async fn monitor_reports_a_failed_triage_and_still_raises_the_issue() {
     assert!(stdout.contains("triage unavailable:"), "{stdout}");
     assert!(stdout.contains("issue: dry-run: would open"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delegate_free_form_and_with_a_json_schema() {
+    let text_server = server("Ship on Friday.").await;
+    let mut args = vec!["delegate".into()];
+    args.extend(common(&text_server));
+    args.extend(["--prompt".into(), "When?".into()]);
+    let out = flow(args, vec![]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Ship on Friday.\n");
+
+    let server = server(r#"{"risk":"low","ship":true}"#).await;
+    let schema = r#"{"type":"object","properties":{"risk":{"type":"string"},"ship":{"type":"boolean"}},"required":["risk","ship"],"additionalProperties":false}"#;
+    let mut args = vec!["delegate".into(), "--json".into()];
+    args.extend(common(&server));
+    args.extend([
+        "--prompt".into(),
+        "Ship it?".into(),
+        "--schema".into(),
+        schema.into(),
+    ]);
+    let out = flow(args, vec![]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["answer"], json!({"risk": "low", "ship": true}));
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"],
+        json!(["risk", "ship"])
+    );
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+}
