@@ -13,6 +13,7 @@ mod issue_sink;
 mod kpi_props;
 mod quality;
 mod reports;
+mod rules;
 mod sample;
 
 /// Reads a fixture from `tests/fixtures`.
