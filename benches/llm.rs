@@ -156,12 +156,28 @@ fn benches(c: &mut Criterion) {
             .with_api_base(base.clone())
             .with_api_key("sk-bench"),
     ));
+    // async-openai with the same timeouts as flow-llm's default client, to separate the cost
+    // of a timer per request from the rest.
+    let timed = reqwest::Client::builder()
+        .connect_timeout(flow_llm::DEFAULT_CONNECT_TIMEOUT)
+        .timeout(flow_llm::DEFAULT_TIMEOUT)
+        .build()
+        .unwrap();
+    let openai_timed = Arc::new(
+        async_openai::Client::with_config(
+            async_openai::config::OpenAIConfig::new()
+                .with_api_base(base.clone())
+                .with_api_key("sk-bench"),
+        )
+        .with_http_client(timed),
+    );
     let req = Arc::new(flow_request());
     let oreq = Arc::new(openai_request());
     // Warm both connection pools.
     rt.block_on(async {
         flow.complete(&req).await.unwrap();
         openai.chat().create((*oreq).clone()).await.unwrap();
+        openai_timed.chat().create((*oreq).clone()).await.unwrap();
     });
 
     let mut g = c.benchmark_group("llm/overhead");
@@ -173,6 +189,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("async-openai create c=1", |b| {
         b.to_async(&rt)
             .iter(|| async { openai.chat().create((*oreq).clone()).await.unwrap() });
+    });
+    g.bench_function("async-openai create, same timeouts c=1", |b| {
+        b.to_async(&rt)
+            .iter(|| async { openai_timed.chat().create((*oreq).clone()).await.unwrap() });
     });
     g.bench_function("flow-llm delegate::<Verdict> c=1", |b| {
         b.to_async(&rt)

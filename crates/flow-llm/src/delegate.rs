@@ -132,6 +132,10 @@ impl AnswerSpec {
 }
 
 fn describe(validator: &Validator, value: &Value) -> std::result::Result<(), String> {
+    // The common case: a valid answer needs no error collection.
+    if validator.is_valid(value) {
+        return Ok(());
+    }
     let errors: Vec<String> = validator
         .iter_errors(value)
         .take(3)
