@@ -26,7 +26,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
-use crate::kpi::{Kpis, RunFacts};
+use crate::kpi::{JobKpis, Kpis, RunFacts, job_kpis};
+use crate::model::Job;
 use crate::model::Run;
 use crate::monitor::Monitor;
 use crate::rules::Rules;
@@ -73,6 +74,10 @@ pub struct Report {
     pub workflows: Vec<WorkflowReport>,
     /// Active alerts, by fingerprint.
     pub alerts: Vec<Alert>,
+    /// Job and step durations by job name, from the jobs given to [`Report::with_jobs`]
+    /// (a poller fetches those of failed runs); omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobKpis>,
 }
 
 /// Splits `facts` (oldest first) into at most `buckets` runs of consecutive runs.
@@ -117,7 +122,15 @@ impl Report {
             default_branch: monitor.rules().default_branch.clone(),
             workflows,
             alerts: monitor.active_alerts().cloned().collect(),
+            jobs: Vec::new(),
         }
+    }
+
+    /// Adds the job and step KPIs of `jobs`.
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: &[Job]) -> Self {
+        self.jobs = job_kpis(jobs);
+        self
     }
 
     /// Runs `runs` (oldest first) through a fresh [`Monitor`] with `rules` and reports.
@@ -188,6 +201,35 @@ impl Report {
                     a.kind,
                     md_escape(&a.summary),
                     run
+                );
+            }
+        }
+        if !self.jobs.is_empty() {
+            let _ = writeln!(s, "\n### Jobs\n");
+            let _ = writeln!(
+                s,
+                "| job | runs | p50 | p95 | queue p95 | runner errors | slowest step (p95) |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
+            for j in &self.jobs {
+                let slowest = j
+                    .steps
+                    .iter()
+                    .filter_map(|st| st.duration_ms.map(|d| (d.p95, st.name.as_str())))
+                    .max_by_key(|(d, _)| *d)
+                    .map_or_else(dash, |(d, n)| {
+                        format!("{} ({})", md_escape(n), dur(d as f64))
+                    });
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    md_escape(&j.name),
+                    j.count,
+                    j.duration_ms.map_or_else(dash, |d| dur(d.p50 as f64)),
+                    j.duration_ms.map_or_else(dash, |d| dur(d.p95 as f64)),
+                    j.queue_ms.map_or_else(dash, |d| dur(d.p95 as f64)),
+                    j.runner_errors,
+                    slowest
                 );
             }
         }

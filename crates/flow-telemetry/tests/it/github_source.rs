@@ -304,3 +304,58 @@ fn debug_output_redacts_the_token() {
     let cfg = GitHubConfig::new("o", "r").with_token(SecretString::from("ghp_secret_value"));
     assert!(!format!("{cfg:?}").contains("ghp_secret_value"));
 }
+
+#[tokio::test]
+async fn secondary_limit_without_retry_after_waits_a_minute() {
+    let r = rig("").await;
+    r.runs.add(1..=1, Some("success"));
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(ResponseTemplate::new(403).set_body_string(
+            r#"{"message":"You have exceeded a secondary rate limit and have been temporarily blocked from content creation."}"#,
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    r.source.runs(&RunQuery::new()).await.unwrap();
+    assert_eq!(r.sleeper.slept(), vec![Duration::from_secs(60)]);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_and_plain_403_is_not() {
+    let r = rig("").await;
+    r.runs.add(1..=1, Some("success"));
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    r.source.runs(&RunQuery::new()).await.unwrap();
+    assert_eq!(
+        r.sleeper.slept(),
+        vec![Duration::from_secs(1), Duration::from_secs(2)]
+    );
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_string(r#"{"message":"Resource not accessible by integration"}"#),
+        )
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let err = r.source.runs(&RunQuery::new()).await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Http { status: 403, .. }),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(
+        r.sleeper.slept().len(),
+        2,
+        "a permission error is not waited on"
+    );
+}

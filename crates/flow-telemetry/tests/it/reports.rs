@@ -122,3 +122,27 @@ fn prometheus_labels_are_escaped() {
                 || s.labels.get("workflow") == Some("say \"hi\"\\now"))
     );
 }
+
+#[test]
+fn job_and_step_kpis_reach_the_reports() {
+    let mut jobs =
+        flow_telemetry::source::file::parse_jobs(&crate::fixture("job-paginated.json")).unwrap();
+    let mut failed = jobs[0].clone();
+    failed.id += 1;
+    failed.conclusion = Some(flow_telemetry::Conclusion::Failure);
+    jobs.push(failed);
+    let r = sample_report().with_jobs(&jobs);
+    assert_eq!(r.jobs.len(), 1);
+    assert_eq!(r.jobs[0].count, 2);
+    assert_eq!(r.jobs[0].runner_errors, 1, "failed without a failed step");
+    let md = r.to_markdown();
+    assert!(
+        md.contains("### Jobs") && md.contains("| build | 2 |"),
+        "{md}"
+    );
+    assert!(r.to_json().contains("\"jobs\""));
+    assert!(
+        !sample_report().to_json().contains("\"jobs\""),
+        "omitted when empty"
+    );
+}
