@@ -49,7 +49,13 @@ async fn main() -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    print!("{}", Report::from_monitor(&monitor, now).to_markdown());
+    let jobs: Vec<_> = batch
+        .jobs
+        .iter()
+        .flat_map(|(_, j)| j.iter().cloned())
+        .collect();
+    let report = Report::from_monitor(&monitor, now).with_jobs(&jobs);
+    print!("{}", report.to_markdown());
     eprintln!(
         "{} runs, {} list and {} job requests; rate limit remaining: {:?}",
         batch.completed.len(),
