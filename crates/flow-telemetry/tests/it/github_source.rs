@@ -359,3 +359,29 @@ async fn server_errors_are_retried_with_backoff_and_plain_403_is_not() {
         "a permission error is not waited on"
     );
 }
+
+#[tokio::test]
+async fn an_exhausted_quota_is_waited_out_before_the_next_request() {
+    let r = rig("").await;
+    r.runs.add(1..=1, Some("success"));
+    let reset_s = 1_700_000_000 + 10;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset_s.to_string().as_str())
+                .set_body_string(r#"{"total_count":0,"workflow_runs":[]}"#),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    r.source.runs(&RunQuery::new()).await.unwrap();
+    assert!(r.sleeper.slept().is_empty());
+    assert_eq!(r.source.client().rate_limit().remaining, Some(0));
+    // The second request waits for the reset first instead of drawing a 403.
+    let page = r.source.runs(&RunQuery::new().with_page(1)).await.unwrap();
+    assert_eq!(page.runs.len(), 1);
+    assert_eq!(r.sleeper.slept(), vec![Duration::from_secs(11)]);
+}
