@@ -95,3 +95,19 @@ fn every_cli_option_is_an_input() {
         assert!(meta.inputs.contains_key(&l), "--{l} has no action input");
     }
 }
+
+#[test]
+fn readme_documents_exactly_the_action_inputs_and_outputs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let meta = flow_action::action_yml::action_metadata().unwrap();
+    if std::env::var_os("FLOW_BLESS").is_some() {
+        std::fs::write(&path, flow_publish::readme::update(&readme, &meta).unwrap()).unwrap();
+        return;
+    }
+    if let Err(e) = flow_publish::readme::check(&readme, &meta) {
+        panic!(
+            "README.md: {e} (regenerate with FLOW_BLESS=1 cargo test -p flow-action --test it readme)"
+        );
+    }
+}
