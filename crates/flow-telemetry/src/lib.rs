@@ -11,6 +11,8 @@
 //!   workflow with a bounded window.
 //! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
 //! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
+//! - [`watch`]: the long-running loop ([`watch::Watcher`]): poll, observe, raise and resolve.
+//! - [`report`]: JSON, Markdown (with Mermaid charts) and Prometheus text.
 //! - [`generator`], [`quality`], [`sample`]: seeded synthetic histories, detection quality,
 //!   and a bundled sample history.
 //!
@@ -103,6 +105,7 @@ pub mod sample;
 pub mod sink;
 pub mod source;
 pub mod time;
+pub mod watch;
 
 pub use alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
 pub use error::{Error, ErrorKind, Result};

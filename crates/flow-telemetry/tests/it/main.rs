@@ -15,6 +15,7 @@ mod quality;
 mod reports;
 mod rules;
 mod sample;
+mod watch;
 
 /// Reads a fixture from `tests/fixtures`.
 pub(crate) fn fixture(name: &str) -> String {
