@@ -8,7 +8,7 @@ use flow_telemetry::generator::{AnomalyKind, GeneratorConfig, History, generate}
 use flow_telemetry::quality::{Quality, evaluate};
 use flow_telemetry::rules::Rules;
 
-fn merged(seeds: &[u64], runs: usize) -> Vec<Quality> {
+fn merged(seeds: &[u64], runs: usize, rules: &Rules) -> Vec<Quality> {
     seeds
         .iter()
         .map(|&seed| {
@@ -17,18 +17,29 @@ fn merged(seeds: &[u64], runs: usize) -> Vec<Quality> {
                 runs,
                 ..GeneratorConfig::default()
             });
-            evaluate(&h, &Rules::default())
+            evaluate(&h, rules)
         })
         .collect()
 }
 
 #[test]
 fn detectors_meet_the_quality_targets() {
-    let seeds = [1, 2, 3, 4, 5];
-    let results = merged(&seeds, 20_000);
+    measure_and_check(&Rules::default(), "default rules");
+}
+
+#[test]
+fn a_stricter_failure_ewma_trades_delay_for_precision() {
+    let mut rules = Rules::default();
+    rules.defaults.failure_ewma_threshold = 0.5;
+    measure_and_check(&rules, "failure_ewma_threshold 0.5");
+}
+
+fn measure_and_check(rules: &Rules, label: &str) {
+    let seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    let results = merged(&seeds, 20_000, rules);
     let mut normal = 0;
     let mut false_alarms = 0;
-    println!("seeds {seeds:?}, 20,000 runs each, default rules");
+    println!("seeds {seeds:?}, 20,000 runs each, {label}");
     println!(
         "kind | injected | detected | alerts | true | precision | recall | F1 | mean delay | max delay"
     );
