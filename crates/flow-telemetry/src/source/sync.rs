@@ -207,6 +207,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_job_without_a_failed_step_is_a_runner_error() {
+        let mut src = MockRunSource::new();
+        src.expect_runs().returning(|_| {
+            let mut failed = run(2);
+            failed.conclusion = Some(Conclusion::Failure);
+            let mut test_failure = run(3);
+            test_failure.conclusion = Some(Conclusion::Failure);
+            Ok(RunPage {
+                runs: vec![test_failure, failed, run(1)],
+                ..RunPage::default()
+            })
+        });
+        src.expect_jobs().times(2).returning(|id| {
+            let step = |c| crate::model::Step {
+                conclusion: Some(c),
+                ..crate::model::Step::default()
+            };
+            let failed_step = if id == RunId(3) {
+                Conclusion::Failure
+            } else {
+                Conclusion::Success
+            };
+            Ok(vec![Job {
+                run_id: id,
+                conclusion: Some(Conclusion::Failure),
+                steps: vec![step(Conclusion::Success), step(failed_step)],
+                ..Job::default()
+            }])
+        });
+        let mut p = Poller::new(src, RunQuery::new()).with_last_seen(RunId(0));
+        let b = p.poll().await.unwrap();
+        let outcomes: Vec<(u64, Outcome)> =
+            b.completed.iter().map(|r| (r.id.0, r.outcome())).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                (1, Outcome::Success),
+                (2, Outcome::Error),
+                (3, Outcome::Failure)
+            ]
+        );
+        assert_eq!(b.job_requests, 2);
+    }
+
+    #[tokio::test]
     async fn a_failed_poll_leaves_the_state_unchanged() {
         let mut src = MockRunSource::new();
         src.expect_runs()

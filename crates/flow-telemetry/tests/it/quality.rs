@@ -2,7 +2,7 @@
 //! BENCHMARKS.md and asserts the targets (F1 ≥ 0.9 on step changes and failure bursts,
 //! ≤ 1 false alarm per 1,000 normal runs).
 //!
-//! `cargo test -p flow-telemetry --test it quality -- --nocapture`
+//! `cargo test -p flow-telemetry --test it quality -- --nocapture --test-threads 1`
 
 use flow_telemetry::generator::{AnomalyKind, GeneratorConfig, History, generate};
 use flow_telemetry::quality::{Quality, evaluate};
