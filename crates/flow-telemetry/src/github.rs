@@ -128,6 +128,9 @@ pub struct RateLimit {
     pub reset_ms: Option<i64>,
 }
 
+/// URLs whose last answer is kept for conditional requests.
+const ETAG_CACHE_CAP: usize = 256;
+
 /// A cached answer: its ETag, body and headers.
 type Cached = (HeaderValue, String, HeaderMap);
 
@@ -328,6 +331,10 @@ impl GitHubClient {
             && let Some(etag) = h.get(http::header::ETAG)
             && let Ok(mut m) = self.etags.lock()
         {
+            // Bounded: job listings of failed runs are fetched once and would pile up.
+            if m.len() >= ETAG_CACHE_CAP && !m.contains_key(uri) {
+                m.clear();
+            }
             m.insert(uri.to_string(), (etag.clone(), body.clone(), h.clone()));
         }
         Ok(Answer {

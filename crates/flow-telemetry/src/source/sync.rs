@@ -4,7 +4,8 @@
 //! reaches a run already seen. So N new runs cost at most `ceil(N/100) + 1` list requests, and
 //! a cycle with nothing new costs one (a 304 when the source does conditional requests).
 //! Runs seen in progress are remembered and reported once they complete; paging then goes on
-//! until the oldest of them. Jobs are fetched only for failed runs, to tell runner errors from
+//! until the oldest of them, at most [`PENDING_EXTRA_PAGES`] pages past the newest seen run
+//! (older ones are given up, so a stuck run cannot make every cycle page deep). Jobs are fetched only for failed runs, to tell runner errors from
 //! test failures.
 
 use std::collections::BTreeSet;
@@ -12,6 +13,9 @@ use std::collections::BTreeSet;
 use super::{RunQuery, RunSource};
 use crate::error::Result;
 use crate::model::{Job, Outcome, Run, RunId};
+
+/// Pages read past the newest seen run to follow runs seen in progress.
+pub const PENDING_EXTRA_PAGES: u32 = 2;
 
 /// What one poll found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,10 +94,7 @@ impl<S: RunSource> Poller<S> {
     /// The source's failures; the poller's state is unchanged then.
     pub async fn poll(&mut self) -> Result<SyncBatch> {
         let mut batch = SyncBatch::default();
-        let stop_at = match (self.last_seen, self.pending.first()) {
-            (Some(l), Some(p)) => Some((*p).min(l)),
-            (l, _) => l,
-        };
+        let oldest_pending = self.pending.first().copied();
         let max_pages = if self.last_seen.is_none() {
             self.first_pages
         } else {
@@ -101,6 +102,8 @@ impl<S: RunSource> Poller<S> {
         };
         let mut fresh: Vec<Run> = Vec::new();
         let mut page = 1;
+        let mut pages_past_seen = 0;
+        let mut horizon: Option<RunId> = None;
         loop {
             let q = RunQuery {
                 page,
@@ -108,18 +111,37 @@ impl<S: RunSource> Poller<S> {
             };
             let p = self.source.runs(&q).await?;
             batch.list_requests += 1;
-            if p.not_modified && stop_at.is_some() {
+            if p.not_modified && self.last_seen.is_some() {
                 break;
             }
-            let reached = stop_at.is_some_and(|s| p.runs.iter().any(|r| r.id <= s));
+            horizon = p.runs.iter().map(|r| r.id).min().or(horizon);
+            let seen = |s: Option<RunId>| s.is_some_and(|s| p.runs.iter().any(|r| r.id <= s));
+            if pages_past_seen > 0 || seen(self.last_seen) {
+                pages_past_seen += 1;
+            }
+            let done = match oldest_pending {
+                // Runs seen in progress are followed a few pages past the newest seen run;
+                // older ones are given up so that a stuck run cannot make every cycle page deep.
+                Some(_) if pages_past_seen > 0 => {
+                    seen(oldest_pending) || pages_past_seen > PENDING_EXTRA_PAGES
+                }
+                _ => pages_past_seen > 0,
+            };
             fresh.extend(p.runs);
             match p.next_page {
-                Some(n) if !reached && page < max_pages => page = n,
+                Some(n) if !done && page < max_pages => page = n,
                 _ => break,
             }
         }
         let mut newest = self.last_seen;
         let mut pending = self.pending.clone();
+        if let Some(h) = horizon {
+            let before = pending.len();
+            pending.retain(|id| *id >= h);
+            if pending.len() < before {
+                tracing::warn!(target: "flow.monitor", dropped = before - pending.len(), "no longer following runs still in progress beyond the paging horizon");
+            }
+        }
         for run in fresh {
             let new = self.last_seen.is_none_or(|l| run.id > l);
             if !new && !pending.contains(&run.id) {
@@ -249,6 +271,47 @@ mod tests {
             ]
         );
         assert_eq!(b.job_requests, 2);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_run_in_progress_is_followed_only_a_few_pages() {
+        use std::sync::{Arc, Mutex};
+        let all: Arc<Mutex<Vec<Run>>> = Arc::new(Mutex::new(
+            (1..=500)
+                .map(|i| {
+                    let mut r = run(i);
+                    r.created_at = Some(i as i64);
+                    if i == 150 {
+                        r.status = RunStatus::InProgress;
+                        r.conclusion = None;
+                    }
+                    r
+                })
+                .collect(),
+        ));
+        let mut src = MockRunSource::new();
+        let shared = all.clone();
+        src.expect_runs()
+            .returning(move |q| Ok(crate::source::page_of(&shared.lock().unwrap(), q)));
+        let mut p = Poller::new(src, RunQuery::new()).with_first_pages(5);
+        let b = p.poll().await.unwrap();
+        assert_eq!((b.completed.len(), b.list_requests), (499, 5));
+        let mut new = run(501);
+        new.created_at = Some(501);
+        all.lock().unwrap().push(new);
+        let b = p.poll().await.unwrap();
+        assert_eq!(b.completed.len(), 1);
+        assert_eq!(
+            b.list_requests,
+            1 + PENDING_EXTRA_PAGES,
+            "followed two pages, then gave up"
+        );
+        let b = p.poll().await.unwrap();
+        assert_eq!(
+            (b.completed.len(), b.list_requests),
+            (0, 1),
+            "back to one request"
+        );
     }
 
     #[tokio::test]
