@@ -217,6 +217,15 @@ fn benches(c: &mut Criterion) {
             futures::future::join_all(calls).await
         });
     });
+    g.bench_function("async-openai create, same timeouts c=64", |b| {
+        b.to_async(&rt).iter(|| async {
+            let calls = (0..64).map(|_| {
+                let (openai, oreq) = (Arc::clone(&openai_timed), Arc::clone(&oreq));
+                tokio::spawn(async move { openai.chat().create((*oreq).clone()).await.unwrap() })
+            });
+            futures::future::join_all(calls).await
+        });
+    });
     g.finish();
 
     let cache = Cache::in_memory(MemoryConfig::new()).unwrap();
