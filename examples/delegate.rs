@@ -15,7 +15,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use flow_llm::{ChatModelExt, ChatRequest, ClientConfig, HttpClient, Message, RetryPolicy, delegate};
+use flow_llm::{
+    ChatModelExt, ChatRequest, ClientConfig, HttpClient, Message, RetryPolicy, delegate,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -33,10 +35,15 @@ struct NextStep {
 fn config_from_args() -> anyhow::Result<ClientConfig> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [] => ClientConfig::from_env().context("configure a provider, or pass BASE_URL KEY [MODEL]"),
+        [] => {
+            ClientConfig::from_env().context("configure a provider, or pass BASE_URL KEY [MODEL]")
+        }
         [base_url, key, rest @ ..] => {
             let key = (key != "-").then(|| key.as_str().into());
-            let model = rest.first().cloned().unwrap_or_else(|| "gpt-4o-mini".to_owned());
+            let model = rest
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "gpt-4o-mini".to_owned());
             Ok(ClientConfig::compatible(base_url, key, model))
         }
         _ => anyhow::bail!("usage: delegate [BASE_URL KEY|- [MODEL]]"),
