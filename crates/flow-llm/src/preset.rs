@@ -19,7 +19,7 @@ the requested change or fix is in place and verified. Answer with JSON: `fixed` 
 `refinement` (when not fixed, the concrete next step that would resolve the issue; when fixed, \
 an empty string).";
 
-/// The verdict of [`review_issue`].
+/// Whether a GitHub issue is resolved, a message for its thread, and the next step if not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewVerdict {
     /// Whether the evidence shows the issue is resolved.

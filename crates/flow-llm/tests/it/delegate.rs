@@ -255,3 +255,24 @@ async fn review_issue_preset_through_a_mocked_model() {
     let e = review_issue(&model, "  ", "x").await.unwrap_err();
     assert!(e.to_string().starts_with("issue:"), "{e}");
 }
+
+#[tokio::test]
+async fn the_review_request_on_the_wire() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(
+            r#"{"fixed":true,"message":"Fixed by #13.","refinement":""}"#,
+        )))
+        .mount(&server)
+        .await;
+    let d = review_issue(
+        &client(&server),
+        "#12 Crash on start",
+        "PR #13 merged; CI green",
+    )
+    .await
+    .unwrap();
+    assert!(d.value.fixed);
+    let body = &bodies(&server).await[0];
+    insta::assert_json_snapshot!("review_issue_request", body);
+}
