@@ -76,7 +76,7 @@ thresholds! {
     /// Smoothing factor of the failure-rate EWMA, in (0, 1].
     failure_ewma_lambda: f64 = 0.2;
     /// EWMA failure rate that fires an alert, in (0, 1].
-    failure_ewma_threshold: f64 = 0.4;
+    failure_ewma_threshold: f64 = 0.5;
     /// Consecutive failed runs that fire an alert (0 disables).
     consecutive_failures: u32 = 3;
     /// Smoothing factor of the re-run EWMA, in (0, 1].

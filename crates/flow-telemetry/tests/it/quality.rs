@@ -28,10 +28,15 @@ fn detectors_meet_the_quality_targets() {
 }
 
 #[test]
-fn a_stricter_failure_ewma_trades_delay_for_precision() {
+fn the_default_failure_ewma_threshold_is_the_measured_one() {
+    assert!((Rules::default().defaults.failure_ewma_threshold - 0.5).abs() < f64::EPSILON);
+}
+
+#[test]
+fn a_looser_failure_ewma_trades_precision_for_delay() {
     let mut rules = Rules::default();
-    rules.defaults.failure_ewma_threshold = 0.5;
-    measure_and_check(&rules, "failure_ewma_threshold 0.5");
+    rules.defaults.failure_ewma_threshold = 0.4;
+    measure_and_check(&rules, "failure_ewma_threshold 0.4 (the pre-0.5 default)");
 }
 
 fn measure_and_check(rules: &Rules, label: &str) {

@@ -53,12 +53,13 @@ async fn failures_open_issues_and_recovery_closes_them() {
     let c = w.cycle().await.unwrap();
     assert_eq!((c.new_runs, c.alerts.len(), c.list_requests), (30, 0, 1));
 
-    runs.add(31..=33, Some("failure"));
+    // Three failures fire the consecutive rule; the failure EWMA (λ 0.2) needs a fourth to pass 0.5.
+    runs.add(31..=34, Some("failure"));
     let c = w.cycle().await.unwrap();
     let kinds: Vec<AlertKind> = c.alerts.iter().map(|a| a.kind).collect();
     assert_eq!(
         kinds,
-        vec![AlertKind::FailureRate, AlertKind::ConsecutiveFailures]
+        vec![AlertKind::ConsecutiveFailures, AlertKind::FailureRate]
     );
     assert_eq!(
         c.actions,
@@ -67,7 +68,7 @@ async fn failures_open_issues_and_recovery_closes_them() {
             IssueAction::Opened { number: 2 }
         ]
     );
-    assert_eq!(c.job_requests, 3, "jobs only for the failed runs");
+    assert_eq!(c.job_requests, 4, "jobs only for the failed runs");
 
     let before = client.counts();
     let c = w.cycle().await.unwrap();
@@ -83,14 +84,14 @@ async fn failures_open_issues_and_recovery_closes_them() {
         "answered 304"
     );
 
-    runs.add(34..=45, Some("success"));
+    runs.add(35..=46, Some("success"));
     let c = w.cycle().await.unwrap();
     assert_eq!(c.recovered.len(), 2);
     assert_eq!(
         c.actions,
         vec![
-            IssueAction::Closed { number: 2 },
-            IssueAction::Closed { number: 1 }
+            IssueAction::Closed { number: 1 },
+            IssueAction::Closed { number: 2 }
         ]
     );
     let st = issues.lock().unwrap();
