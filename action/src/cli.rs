@@ -320,9 +320,11 @@ pub struct MonitorArgs {
     /// default true when an LLM is configured).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub triage: Option<bool>,
-    /// The label that marks (and finds) the issues flow opens (default: flow-telemetry).
-    #[arg(long, value_name = "NAME")]
-    pub label: Option<String>,
+    /// Labels put on the issues flow opens, comma-separated or repeated; the first one finds the
+    /// open issue, each is created when missing (default: flow-telemetry).
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    #[schemars(with = "Option<String>")]
+    pub label: Vec<String>,
     /// Report format on stdout (--json overrides it).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     #[schemars(default = "default_format")]
@@ -511,5 +513,22 @@ mod tests {
             panic!("not delegate")
         };
         assert_eq!(d.choices, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn labels_split_on_commas_and_repeat() {
+        let cli = Cli::try_parse_from([
+            "flow",
+            "monitor",
+            "--label",
+            "ci-health,bot",
+            "--label",
+            "flaky",
+        ])
+        .unwrap();
+        let Some(Command::Monitor(m)) = cli.command else {
+            panic!("not monitor")
+        };
+        assert_eq!(m.label, vec!["ci-health", "bot", "flaky"]);
     }
 }

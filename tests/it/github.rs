@@ -206,13 +206,21 @@ impl Respond for GitHub {
             ("POST", ["issues"]) => {
                 let number = st.issues.len() as u64 + 1;
                 let mut issue = fixture("issue.json");
-                let mut label = fixture("label.json");
-                label["name"] = body["labels"][0].clone();
+                let labels: Vec<Value> = body["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|name| {
+                        let mut label = fixture("label.json");
+                        label["name"] = name.clone();
+                        label
+                    })
+                    .collect();
                 issue["id"] = json!(900 + number);
                 issue["number"] = json!(number);
                 issue["title"] = body["title"].clone();
                 issue["body"] = body["body"].clone();
-                issue["labels"] = json!([label]);
+                issue["labels"] = json!(labels);
                 issue["state"] = json!("open");
                 issue["locked"] = json!(false);
                 issue["pull_request"] = Value::Null;

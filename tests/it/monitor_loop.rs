@@ -30,7 +30,7 @@ telemetry:
     defaults:
       failure_ewma_threshold: 1.0
 issues:
-  labels: [ci-health]
+  labels: [ci-health, bot]
 ";
 
 /// Builds the orchestrator as the binary does: the file found in the repository, then the
@@ -108,8 +108,15 @@ async fn a_failure_burst_opens_one_triaged_issue_and_the_next_run_comments() {
     assert!(body.contains(&triage.likely_cause), "{body}");
     assert!(body.contains(&triage.suggested_next_step), "{body}");
     assert!(body.contains("actions/runs/7042"), "{body}");
-    assert_eq!(issues[0]["labels"][0]["name"], "ci-health");
-    assert_eq!(gh.state.lock().unwrap().labels, ["ci-health"]);
+    // Every configured label is created and put on the issue; the first one finds it.
+    let names: Vec<&str> = issues[0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ci-health", "bot"]);
+    assert_eq!(gh.state.lock().unwrap().labels, ["ci-health", "bot"]);
 
     // The step summary shows the KPIs, the issue and the triage.
     let md = report.to_markdown();

@@ -62,8 +62,8 @@ pub(crate) fn monitor(
     if let Some(r) = &args.rules {
         overlay.set("FLOW_RULES", r.display().to_string());
     }
-    if let Some(l) = &args.label {
-        overlay.set("FLOW_ISSUE_LABELS", l.clone());
+    if !args.label.is_empty() {
+        overlay.set("FLOW_ISSUE_LABELS", args.label.join(","));
     }
     let mut config = llm::config(global, &overlay)?;
     if let Some(b) = &args.branch {

@@ -183,8 +183,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IssuesConfig {
-    /// The label put on each issue (created when missing) and used to find the open ones.
-    /// flow-telemetry's GitHub sink takes one label today: only the first is used.
+    /// The labels put on each new issue (each created when missing); the first one finds the
+    /// open issues.
     pub labels: Vec<String>,
 }
 

@@ -52,9 +52,9 @@ impl Orchestrator {
     ///   `cache.ttl_secs`;
     /// - run source and issue sink: flow-telemetry's [`GitHubSource`] and [`GitHubIssueSink`]
     ///   on `telemetry.repository` (else `GITHUB_REPOSITORY`), at `GITHUB_API_URL` (default
-    ///   `https://api.github.com`), with `GITHUB_TOKEN` when set; the sink labels issues with
-    ///   the first of `issues.labels` and closes them on recovery per
-    ///   `telemetry.close_on_recovery`;
+    ///   `https://api.github.com`), with `GITHUB_TOKEN` when set; the sink puts all of
+    ///   `issues.labels` on new issues (creating missing labels), finds open ones by the first,
+    ///   and closes them on recovery per `telemetry.close_on_recovery`;
     /// - publisher: flow-publish's [`GitHubPublisher`] when `GITHUB_TOKEN` is set, on
     ///   `GITHUB_API_URL` when set;
     /// - rules and monitor options from `telemetry.*`.
@@ -94,11 +94,9 @@ impl Orchestrator {
                 gh = gh.with_token(SecretString::from(token));
             }
             let client = GitHubClient::new(gh)?;
-            let mut sink = GitHubIssueSink::new(client.clone())
-                .with_close_on_recovery(config.telemetry.close_on_recovery);
-            if let Some(label) = config.issues.labels.first() {
-                sink = sink.with_label(label.clone());
-            }
+            let sink = GitHubIssueSink::new(client.clone())
+                .with_close_on_recovery(config.telemetry.close_on_recovery)
+                .with_labels(config.issues.labels.iter().cloned());
             builder = builder
                 .with_run_source(Arc::new(GitHubSource::new(client)))
                 .with_issue_sink(Arc::new(sink));

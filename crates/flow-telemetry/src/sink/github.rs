@@ -1,8 +1,9 @@
 //! One GitHub issue per alert fingerprint.
 //!
 //! The open issue of a fingerprint is found by label plus a hidden marker in its body
-//! (`<!-- flow-telemetry:fingerprint=… -->`). A recurrence comments on it; a recovery comments
-//! and closes it (when enabled). Labels are created when missing. Two monitors racing on the
+//! (`<!-- flow-telemetry:fingerprint=… -->`); the search filters on the first label. A
+//! recurrence comments on it; a recovery comments and closes it (when enabled). A new issue gets
+//! every label, and each label is created when missing. Two monitors racing on the
 //! same alert converge on one open issue: check, create, re-check, and close every duplicate
 //! but the oldest.
 
@@ -25,7 +26,8 @@ pub fn marker(fp: &Fingerprint) -> String {
 #[derive(Debug)]
 pub struct GitHubIssueSink {
     client: GitHubClient,
-    label: String,
+    /// Never empty: the first finds open issues, all are put on new ones.
+    labels: Vec<String>,
     close_on_recovery: bool,
     label_ready: AtomicBool,
 }
@@ -35,7 +37,7 @@ impl GitHubIssueSink {
     pub fn new(client: GitHubClient) -> Self {
         Self {
             client,
-            label: "flow-telemetry".into(),
+            labels: vec!["flow-telemetry".into()],
             close_on_recovery: true,
             label_ready: AtomicBool::new(false),
         }
@@ -44,8 +46,35 @@ impl GitHubIssueSink {
     /// Uses `label` instead of `flow-telemetry`.
     #[must_use]
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
+        self.labels = vec![label.into()];
         self
+    }
+
+    /// Uses `labels` instead of `flow-telemetry`: the first one finds the open issue of a
+    /// fingerprint, all of them are put on a new issue, and each is created when missing.
+    /// Duplicates are dropped; an empty list leaves the labels unchanged.
+    #[must_use]
+    pub fn with_labels(mut self, labels: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut all: Vec<String> = Vec::new();
+        for l in labels {
+            let l = l.into();
+            if !all.contains(&l) {
+                all.push(l);
+            }
+        }
+        if !all.is_empty() {
+            self.labels = all;
+        }
+        self
+    }
+
+    /// The labels put on new issues; the first finds the open ones.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn search_label(&self) -> &str {
+        self.labels.first().map_or("flow-telemetry", String::as_str)
     }
 
     /// Whether a recovery closes the issue (default true).
@@ -67,7 +96,7 @@ impl GitHubIssueSink {
         let mark = marker(fp);
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("state", "open")
-            .append_pair("labels", &self.label)
+            .append_pair("labels", self.search_label())
             .append_pair("per_page", "100")
             .finish();
         let mut uri = format!("{}?{query}", self.issues_path());
@@ -96,11 +125,20 @@ impl GitHubIssueSink {
         Ok(found)
     }
 
-    async fn ensure_label(&self) -> Result<()> {
+    async fn ensure_labels(&self) -> Result<()> {
         if self.label_ready.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let encoded: String = url::form_urlencoded::byte_serialize(self.label.as_bytes()).collect();
+        for label in &self.labels {
+            self.ensure_label(label).await?;
+        }
+        self.label_ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Creates `label` when missing; a 422 on creation means another monitor just created it.
+    async fn ensure_label(&self, label: &str) -> Result<()> {
+        let encoded: String = url::form_urlencoded::byte_serialize(label.as_bytes()).collect();
         let uri = format!(
             "{}/labels/{}",
             self.client.repo_path(),
@@ -110,7 +148,7 @@ impl GitHubIssueSink {
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::Http { status: 404, .. }) => {
                 let body = json!({
-                    "name": self.label,
+                    "name": label,
                     "color": "d93f0b",
                     "description": "Opened by flow-telemetry when a workflow misbehaves"
                 });
@@ -131,7 +169,6 @@ impl GitHubIssueSink {
             }
             Err(e) => return Err(e),
         }
-        self.label_ready.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -243,13 +280,13 @@ impl IssueSink for GitHubIssueSink {
             self.close_duplicates(keep, &open).await?;
             return Ok(IssueAction::Commented { number: keep });
         }
-        self.ensure_label().await?;
+        self.ensure_labels().await?;
         let created = self
             .client
             .write(
                 "POST",
                 &self.issues_path(),
-                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": [self.label] }),
+                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
             )
             .await?;
         let number = serde_json::from_str::<serde_json::Value>(&created)

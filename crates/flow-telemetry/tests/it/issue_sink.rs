@@ -7,8 +7,8 @@ use flow_telemetry::sink::github::{GitHubIssueSink, marker};
 use flow_telemetry::{
     Alert, AlertKind, DryRunSink, Evidence, Fingerprint, IssueAction, IssueSink, Severity,
 };
-use wiremock::matchers::path_regex;
-use wiremock::{Mock, MockServer};
+use wiremock::matchers::{body_partial_json, method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::fake_github::{IssueState, Issues};
 
@@ -150,6 +150,126 @@ async fn a_competitor_issue_created_meanwhile_is_reconciled() {
         st.comments
             .iter()
             .any(|(n, b)| *n == 2 && b.starts_with("Duplicate of #1"))
+    );
+}
+
+#[tokio::test]
+async fn several_labels_are_created_put_on_the_issue_and_the_first_finds_it() {
+    let (server, state) = tracker().await;
+    state.lock().unwrap().labels.push("bot".into());
+    let s = sink(&server).with_labels(["ci-health", "bot", "ci-health", "flaky"]);
+    assert_eq!(
+        s.labels(),
+        ["ci-health", "bot", "flaky"],
+        "duplicates dropped"
+    );
+    let a = alert(AlertKind::ConsecutiveFailures);
+    assert_eq!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::Opened { number: 1 }
+    );
+    {
+        let st = state.lock().unwrap();
+        assert_eq!(
+            st.labels,
+            ["bot", "ci-health", "flaky"],
+            "the missing labels were created, the existing one left alone"
+        );
+        let names: Vec<&str> = st.issues[0]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["ci-health", "bot", "flaky"]);
+    }
+    // The recurrence is found through the first label.
+    assert_eq!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::Commented { number: 1 }
+    );
+    assert_eq!(state.lock().unwrap().created, 1);
+    // Every search filtered on the first label only.
+    let searches: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path().ends_with("/issues"))
+        .map(|r| {
+            r.url
+                .query_pairs()
+                .find(|(k, _)| k == "labels")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(searches.len() >= 2);
+    assert!(searches.iter().all(|l| l == "ci-health"), "{searches:?}");
+    // A sink whose first label is not on the issue does not find it.
+    let other = sink(&server).with_labels(["other", "ci-health"]);
+    assert!(other.find_open(&a.fingerprint).await.unwrap().is_empty());
+    // An empty list keeps the default; with_label still replaces them all.
+    let empty: [&str; 0] = [];
+    assert_eq!(
+        sink(&server).with_labels(empty).labels(),
+        ["flow-telemetry"]
+    );
+    assert_eq!(
+        sink(&server)
+            .with_labels(["a", "b"])
+            .with_label("c")
+            .labels(),
+        ["c"]
+    );
+}
+
+#[tokio::test]
+async fn a_label_created_meanwhile_by_another_monitor_is_tolerated() {
+    let server = MockServer::start().await;
+    let repo = "/repos/octo-org/octo-repo";
+    Mock::given(method("GET"))
+        .and(path(format!("{repo}/issues")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(format!("^{repo}/labels/")))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    // GitHub's answer when the label exists by now.
+    Mock::given(method("POST"))
+        .and(path(format!("{repo}/labels")))
+        .respond_with(ResponseTemplate::new(422).set_body_json(serde_json::json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "Label", "code": "already_exists", "field": "name"}],
+            "documentation_url": "https://docs.github.com/rest/issues/labels#create-a-label"
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut created: serde_json::Value =
+        serde_json::from_str(&crate::fixture("issue.json")).unwrap();
+    created["number"] = serde_json::json!(7);
+    Mock::given(method("POST"))
+        .and(path(format!("{repo}/issues")))
+        .and(body_partial_json(
+            serde_json::json!({"labels": ["ci-health", "bot"]}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(created))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = sink(&server).with_labels(vec!["ci-health".to_string(), "bot".to_string()]);
+    let a = alert(AlertKind::ConsecutiveFailures);
+    // The re-check finds nothing (the fake list stays empty), so the created issue is kept.
+    assert_eq!(
+        s.raise(&a).await.unwrap(),
+        IssueAction::Opened { number: 7 }
     );
 }
 
