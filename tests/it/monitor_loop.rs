@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use flow_orchestrator::{FlowConfig, IssueRecord, MonitorReport, Orchestrator};
+use flow_orchestrator::{FlowConfig, IssueAction, MonitorReport, Orchestrator};
 use flow_telemetry::AlertKind;
 use wiremock::MockServer;
 
@@ -80,7 +80,7 @@ async fn a_failure_burst_opens_one_triaged_issue_and_the_next_run_comments() {
         .unwrap();
     assert_eq!(report.runs, 45);
     let a = only_alert(&report);
-    assert_eq!(a.issue, Some(IssueRecord::Opened { number: 1 }));
+    assert_eq!(a.issue, Some(IssueAction::Opened { number: 1 }));
     let triage = a.triage.as_ref().expect("the LLM triaged the alert");
     assert!(triage.likely_cause.contains(FAILING_STEP));
     assert!(triage.suggested_next_step.contains("bisect"));
@@ -133,7 +133,7 @@ async fn a_failure_burst_opens_one_triaged_issue_and_the_next_run_comments() {
         .unwrap();
     assert_eq!(
         only_alert(&report).issue,
-        Some(IssueRecord::Commented { number: 1 })
+        Some(IssueAction::Commented { number: 1 })
     );
     assert_eq!(gh.issues().len(), 1, "still exactly one issue");
     let comments = gh.comments();
@@ -159,7 +159,7 @@ async fn with_the_llm_down_the_issue_is_still_opened_without_triage() {
         .await
         .unwrap();
     let a = only_alert(&report);
-    assert_eq!(a.issue, Some(IssueRecord::Opened { number: 1 }));
+    assert_eq!(a.issue, Some(IssueAction::Opened { number: 1 }));
     assert!(a.triage.is_none());
     let why = a
         .triage_error
@@ -200,7 +200,7 @@ async fn an_llm_answering_500_is_reported_the_same_way() {
         .await
         .unwrap();
     let a = only_alert(&report);
-    assert_eq!(a.issue, Some(IssueRecord::Opened { number: 1 }));
+    assert_eq!(a.issue, Some(IssueAction::Opened { number: 1 }));
     assert!(a.triage_error.as_deref().unwrap().contains("500"), "{a:?}");
     // max_retries: 0 in the file: one attempt only.
     assert_eq!(openai::requests(&llm).await.len(), 1);

@@ -74,7 +74,7 @@ pub use config::{
     CONFIG_PATHS, CacheBackend, CacheConfig, FlowConfig, IssuesConfig, LlmConfig, TelemetryConfig,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use monitor::{AlertOutcome, IssueRecord, MonitorReport, Recovery};
+pub use monitor::{AlertOutcome, MonitorReport, Recovery};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
 pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
@@ -83,4 +83,4 @@ pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 pub use flow_cache::CacheStore;
 pub use flow_llm::{ChatModel, Decision, ReviewVerdict};
 pub use flow_publish::Publisher;
-pub use flow_telemetry::{IssueSink, Rules, RunSource};
+pub use flow_telemetry::{IssueAction, IssueSink, Rules, RunSource};

@@ -13,67 +13,6 @@ use crate::error::{Error, Result};
 use crate::orchestrator::Orchestrator;
 use crate::triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 
-/// What the issue sink did, in a serializable form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum IssueRecord {
-    /// Opened issue `number`.
-    Opened {
-        /// Issue number.
-        number: u64,
-    },
-    /// Commented on the open issue `number`.
-    Commented {
-        /// Issue number.
-        number: u64,
-    },
-    /// Commented on and closed issue `number`.
-    Closed {
-        /// Issue number.
-        number: u64,
-    },
-    /// Nothing to do.
-    Nothing,
-    /// A dry run: what would have been done.
-    DryRun {
-        /// One line.
-        description: String,
-    },
-    /// An action this version does not know, in its debug form.
-    Other {
-        /// The action.
-        description: String,
-    },
-}
-
-impl From<IssueAction> for IssueRecord {
-    fn from(a: IssueAction) -> Self {
-        match a {
-            IssueAction::Opened { number } => Self::Opened { number },
-            IssueAction::Commented { number } => Self::Commented { number },
-            IssueAction::Closed { number } => Self::Closed { number },
-            IssueAction::Nothing => Self::Nothing,
-            IssueAction::DryRun { description } => Self::DryRun { description },
-            other => Self::Other {
-                description: format!("{other:?}"),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for IssueRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Opened { number } => write!(f, "opened #{number}"),
-            Self::Commented { number } => write!(f, "commented on #{number}"),
-            Self::Closed { number } => write!(f, "closed #{number}"),
-            Self::Nothing => f.write_str("nothing to do"),
-            Self::DryRun { description } | Self::Other { description } => f.write_str(description),
-        }
-    }
-}
-
 /// One active alert and what was done about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertOutcome {
@@ -87,7 +26,7 @@ pub struct AlertOutcome {
     pub triage_error: Option<String>,
     /// What the issue sink did; `None` without a sink or when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub issue: Option<IssueRecord>,
+    pub issue: Option<IssueAction>,
     /// Why the issue sink failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue_error: Option<String>,
@@ -103,7 +42,7 @@ pub struct Recovery {
     pub alert: Option<Alert>,
     /// What the sink did (only with `close_on_recovery`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub issue: Option<IssueRecord>,
+    pub issue: Option<IssueAction>,
     /// Why the sink failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue_error: Option<String>,
@@ -282,7 +221,7 @@ impl Orchestrator {
                 && let Some(sink) = &self.sink
             {
                 match sink.resolve(&r.fingerprint).await {
-                    Ok(a) => r.issue = Some(a.into()),
+                    Ok(a) => r.issue = Some(a),
                     Err(e) => r.issue_error = Some(e.to_string()),
                 }
             }
@@ -323,7 +262,7 @@ impl Orchestrator {
                 None => sink.raise(&out.alert).await,
             };
             match raised {
-                Ok(a) => out.issue = Some(a.into()),
+                Ok(a) => out.issue = Some(a),
                 Err(e) => {
                     tracing::error!(fingerprint = %out.alert.fingerprint, error = %e, "raising the issue failed");
                     out.issue_error = Some(e.to_string());
@@ -391,16 +330,23 @@ mod tests {
     }
 
     #[test]
-    fn issue_records_read_well() {
+    fn issue_actions_read_well() {
+        assert_eq!(IssueAction::Opened { number: 4 }.to_string(), "opened #4");
         assert_eq!(
-            IssueRecord::from(IssueAction::Opened { number: 4 }).to_string(),
-            "opened #4"
-        );
-        assert_eq!(
-            IssueRecord::from(IssueAction::Commented { number: 4 }).to_string(),
+            IssueAction::Commented { number: 4 }.to_string(),
             "commented on #4"
         );
-        let json = serde_json::to_value(IssueRecord::Closed { number: 2 }).unwrap();
+        let json = serde_json::to_value(IssueAction::Closed { number: 2 }).unwrap();
         assert_eq!(json, serde_json::json!({"action": "closed", "number": 2}));
+        let json = serde_json::to_value(IssueAction::DryRun {
+            description: "would open".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action": "dry_run", "description": "would open"})
+        );
+        let json = serde_json::to_value(IssueAction::Nothing).unwrap();
+        assert_eq!(json, serde_json::json!({"action": "nothing"}));
     }
 }

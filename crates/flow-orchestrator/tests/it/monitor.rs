@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use flow_orchestrator::{IssueRecord, MonitorOptions, Orchestrator};
+use flow_orchestrator::{MonitorOptions, Orchestrator};
 use flow_telemetry::{AlertKind, IssueAction, RunId, RunPage, RunQuery};
 
 use crate::mocks::{
@@ -91,7 +91,7 @@ async fn a_failure_burst_is_triaged_and_raised_once_per_fingerprint() {
         let t = a.triage.as_ref().expect("triaged");
         assert!(t.likely_cause.contains("cargo test"));
         assert!(a.triage_error.is_none());
-        assert!(matches!(a.issue, Some(IssueRecord::Opened { .. })));
+        assert!(matches!(a.issue, Some(IssueAction::Opened { .. })));
     }
     assert!(report.issues_ok());
     assert_eq!(report.triage_failures().count(), 0);
@@ -127,7 +127,7 @@ async fn when_the_llm_fails_the_issue_is_still_raised_and_the_report_says_so() {
         assert!(a.triage.is_none());
         let e = a.triage_error.as_deref().unwrap();
         assert!(e.contains("connection refused"), "{e}");
-        assert!(matches!(a.issue, Some(IssueRecord::Opened { .. })));
+        assert!(matches!(a.issue, Some(IssueAction::Opened { .. })));
     }
     assert_eq!(report.triage_failures().count(), report.alerts.len());
     assert!(report.to_markdown().contains("triage: **unavailable**"));
@@ -279,7 +279,7 @@ async fn recovered_problems_are_resolved_when_asked() {
         .iter()
         .find(|r| r.fingerprint == fp)
         .unwrap();
-    assert_eq!(r.issue, Some(IssueRecord::Closed { number: 9 }));
+    assert_eq!(r.issue, Some(IssueAction::Closed { number: 9 }));
     let fired = r.alert.as_ref().unwrap();
     assert_eq!(
         (fired.workflow.as_str(), fired.kind),

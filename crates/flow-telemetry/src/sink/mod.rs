@@ -9,7 +9,11 @@ use crate::alert::{Alert, Fingerprint};
 use crate::error::Result;
 
 /// What a sink did with an alert or a recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializes as an object tagged by `action`: `{"action": "opened", "number": 4}`,
+/// `{"action": "nothing"}`, `{"action": "dry_run", "description": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum IssueAction {
     /// Opened issue `number`.
@@ -34,6 +38,18 @@ pub enum IssueAction {
         /// A one-line description.
         description: String,
     },
+}
+
+impl std::fmt::Display for IssueAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Opened { number } => write!(f, "opened #{number}"),
+            Self::Commented { number } => write!(f, "commented on #{number}"),
+            Self::Closed { number } => write!(f, "closed #{number}"),
+            Self::Nothing => f.write_str("nothing to do"),
+            Self::DryRun { description } => f.write_str(description),
+        }
+    }
 }
 
 /// Raises and resolves one issue per alert fingerprint.
