@@ -99,3 +99,51 @@ fn example_workflows_use_real_inputs_and_outputs_on_workflow_run() {
         }
     }
 }
+
+/// Runs the pinned zizmor (installed by `scripts/tools` into `.venv`) offline over `files`.
+fn zizmor(files: &[PathBuf]) -> std::process::Output {
+    let tool = std::env::var_os("FLOW_ZIZMOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/zizmor"));
+    match Command::new(&tool)
+        .arg("--offline")
+        .arg("--no-progress")
+        .args(files)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run zizmor at {} ({e}): run `scripts/tools`, or set FLOW_ZIZMOR",
+            tool.display()
+        ),
+    }
+}
+
+#[test]
+fn action_yml_and_example_workflows_pass_zizmor() {
+    let mut files = workflows();
+    files.push(repo().join("action/action.yml"));
+    let out = zizmor(&files);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("No findings to report"), "{report}");
+}
+
+#[test]
+fn zizmor_catches_a_template_injection() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: issues\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      \
+         - run: echo ${{ github.event.issue.title }}\n",
+    )
+    .unwrap();
+    let out = zizmor(&[bad]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("template-injection"));
+}
