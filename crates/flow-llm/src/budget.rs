@@ -225,4 +225,8 @@ impl<M: ChatModel> ChatModel for Budgeted<M> {
         }
         result
     }
+
+    async fn invalidate(&self, request: &ChatRequest) {
+        self.inner.invalidate(request).await;
+    }
 }

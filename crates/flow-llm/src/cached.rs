@@ -82,9 +82,15 @@ thread_local! {
 ///   the cache.
 /// - Single flight: identical concurrent calls make one call to the inner model; the others
 ///   get [`CacheStatus::Coalesced`].
-/// - Fresh answers are also kept decoded in process (up to 1024), so a hit costs a key and a
-///   map lookup; the flow-cache store stays the source for misses, stale answers and other
-///   processes.
+/// - Fresh answers are also kept decoded in process (up to 1024), so a hit skips JSON
+///   decoding. The flow-cache store stays the source of truth: every hit looks the entry up
+///   there and serves the decoded answer only while the stored bytes are the ones it was
+///   decoded from, so an entry removed or replaced in the store (by
+///   [`ChatModel::invalidate`], [`Cache::remove`] on another handle, or another process) is
+///   never served from the in-process tier.
+/// - Answers the caller rejects are dropped: [`ChatModel::invalidate`] removes the request's
+///   entry from the store and the in-process tier ([`crate::delegate()`] calls it when an
+///   answer fails local schema validation, so an invalid answer is not served again).
 /// - Stale-if-error: when the inner model fails with an error another attempt could cure
 ///   (retryable or fallbackable: 5xx, 429, timeouts, an exhausted fallback chain) and a stale
 ///   answer is within its stale window, it is served with [`CacheStatus::Stale`].
@@ -95,11 +101,17 @@ pub struct Cached<M> {
     scope: String,
     ttl: Duration,
     stale: Duration,
-    hot: Mutex<HashMap<Key, (u64, ChatResponse)>>,
+    hot: Mutex<HashMap<Key, Hot>>,
 }
 
 /// Decoded fresh answers kept in process, so a hit skips JSON decoding; cleared when full.
 const HOT_CAPACITY: usize = 1024;
+
+/// An answer kept decoded in process, with the stored bytes it was decoded from.
+struct Hot {
+    bytes: Arc<[u8]>,
+    response: ChatResponse,
+}
 
 impl<M> fmt::Debug for Cached<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -203,42 +215,58 @@ impl<M: ChatModel + 'static> ChatModel for Cached<M> {
         }
         result
     }
+
+    /// Removes the request's entry from the store and the in-process tier, then passes the
+    /// call on (a cache further in may hold it too).
+    async fn invalidate(&self, request: &ChatRequest) {
+        match self.key(request) {
+            Ok(key) => {
+                self.hot().remove(&key);
+                self.cache.remove(&key).await;
+                tracing::debug!(key = %key, "dropped a rejected answer from the cache");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not drop a rejected answer: no key"),
+        }
+        self.inner.invalidate(request).await;
+    }
 }
 
 impl<M: ChatModel + 'static> Cached<M> {
-    fn hot(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, ChatResponse)>> {
+    fn hot(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Hot>> {
         // Entries are inserted and removed whole; a poisoned lock is still consistent.
         self.hot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A fresh decoded answer kept in process.
-    fn hot_get(&self, key: &Key) -> Option<ChatResponse> {
-        let now = self.cache.clock().now_ms();
+    /// The decoded answer kept in process for `key`, if it was decoded from `bytes` (the
+    /// fresh entry the store holds now).
+    fn hot_get(&self, key: &Key, bytes: &Arc<[u8]>) -> Option<ChatResponse> {
         let hot = self.hot();
-        let (fresh_until, response) = hot.get(key)?;
-        (now < *fresh_until).then(|| response.clone())
+        let kept = hot.get(key)?;
+        (Arc::ptr_eq(&kept.bytes, bytes) || kept.bytes[..] == bytes[..])
+            .then(|| kept.response.clone())
     }
 
-    /// Keeps `response` (already marked as a hit) until `fresh_until` (unix ms).
-    fn hot_put(&self, key: Key, fresh_until: u64, response: ChatResponse) {
+    /// Keeps `response` (already marked as a hit), decoded from `bytes`.
+    fn hot_put(&self, key: Key, bytes: Arc<[u8]>, response: ChatResponse) {
         let mut hot = self.hot();
         if hot.len() >= HOT_CAPACITY {
             hot.clear();
         }
-        hot.insert(key, (fresh_until, response));
+        hot.insert(key, Hot { bytes, response });
     }
 
     async fn lookup_or_call(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let key = self.key(request)?;
-        if let Some(r) = self.hot_get(&key) {
-            return Ok(r);
-        }
-        // Fast path: a fresh hit needs no clone of the request.
-        if let Lookup::Fresh(entry) = self.cache.get(&key).await
-            && let Some(r) = decode(&entry.value, CacheStatus::Hit)
-        {
-            self.hot_put(key, entry.envelope.fresh_until, r.clone());
-            return Ok(r);
+        // Fast path: a fresh hit needs no clone of the request, and no decoding when the
+        // in-process tier holds the answer decoded from these very bytes.
+        if let Lookup::Fresh(entry) = self.cache.get(&key).await {
+            if let Some(r) = self.hot_get(&key, &entry.value) {
+                return Ok(r);
+            }
+            if let Some(r) = decode(&entry.value, CacheStatus::Hit) {
+                self.hot_put(key, entry.value, r.clone());
+                return Ok(r);
+            }
         }
         let policy =
             Policy::new(request.options.cache_ttl.unwrap_or(self.ttl)).with_stale(self.stale);
@@ -264,13 +292,6 @@ impl<M: ChatModel + 'static> Cached<M> {
                     _ => CacheStatus::Miss,
                 };
                 let r = s.value.into_response(status);
-                if matches!(status, CacheStatus::Miss | CacheStatus::Hit) {
-                    let mut hit = r.clone();
-                    hit.meta.cache = CacheStatus::Hit;
-                    hit.meta.attempts = 0;
-                    hit.meta.latency = Duration::ZERO;
-                    self.hot_put(key.clone(), s.envelope.fresh_until, hit);
-                }
                 if status == CacheStatus::Stale {
                     tracing::warn!(key = %key, "every model failed: serving a stale cached answer");
                 }

@@ -260,6 +260,10 @@ where
 /// locally against the schema; on a mismatch the model is asked once more, with the
 /// validation error.
 ///
+/// An answer that fails the local checks (not JSON, not matching the schema, no content) is
+/// rejected through [`ChatModel::invalidate`], so a [`crate::Cached`] layer in `model` drops
+/// it instead of serving it to the next identical delegation.
+///
 /// # Errors
 /// - [`ErrorKind::Refused`] when the model refuses, [`ErrorKind::Truncated`] for
 ///   `finish_reason = length`, [`ErrorKind::ContentFiltered`] for the content filter;
@@ -279,8 +283,21 @@ where
     for ask in 1..=2u32 {
         let response = model.complete(&req).await?;
         add_usage(&mut usage, response.usage);
-        let raw = answer_text(&response, mode, &spec.name)?;
-        match spec.parse::<T>(&raw) {
+        let raw = match answer_text(&response, mode, &spec.name) {
+            Ok(raw) => raw,
+            Err(e) => {
+                if e.kind() == &ErrorKind::InvalidAnswer {
+                    model.invalidate(&req).await;
+                }
+                return Err(e);
+            }
+        };
+        let parsed = spec.parse::<T>(&raw);
+        if parsed.is_err() {
+            // Never keep an answer that failed validation: a cache would serve it again.
+            model.invalidate(&req).await;
+        }
+        match parsed {
             Ok(value) => {
                 return Ok(Decision {
                     value,

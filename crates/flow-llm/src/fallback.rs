@@ -114,4 +114,18 @@ impl ChatModel for Fallback {
             "the fallback chain is empty: expected at least one model",
         ))
     }
+
+    /// Passed on to every model of the chain (any of them may have given the answer).
+    async fn invalidate(&self, request: &ChatRequest) {
+        for link in &self.chain {
+            match &link.model_name {
+                Some(name) => {
+                    let mut req = request.clone();
+                    req.model.clone_from(name);
+                    link.model.invalidate(&req).await;
+                }
+                None => link.model.invalidate(request).await,
+            }
+        }
+    }
 }

@@ -18,12 +18,25 @@ pub trait ChatModel: Send + Sync {
     /// An [`crate::Error`] whose predicates (`is_retryable`, `is_fallbackable`, `retry_after`)
     /// tell the decorators what to do.
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse>;
+
+    /// Tells every layer that keeps answers that the answer to `request` is unusable (it
+    /// failed the caller's own checks, such as [`crate::delegate()`]'s schema validation), so
+    /// it must not be served again: [`crate::Cached`] drops it from its store and from its
+    /// in-process tier. Decorators pass it on to their inner model; the default does nothing
+    /// (a model that keeps no answers has nothing to drop).
+    async fn invalidate(&self, request: &ChatRequest) {
+        let _ = request;
+    }
 }
 
 #[async_trait]
 impl<M: ChatModel + ?Sized> ChatModel for Arc<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
         (**self).complete(request).await
+    }
+
+    async fn invalidate(&self, request: &ChatRequest) {
+        (**self).invalidate(request).await;
     }
 }
 
@@ -32,12 +45,20 @@ impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
         (**self).complete(request).await
     }
+
+    async fn invalidate(&self, request: &ChatRequest) {
+        (**self).invalidate(request).await;
+    }
 }
 
 #[async_trait]
 impl<M: ChatModel + ?Sized> ChatModel for &M {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
         (**self).complete(request).await
+    }
+
+    async fn invalidate(&self, request: &ChatRequest) {
+        (**self).invalidate(request).await;
     }
 }
 

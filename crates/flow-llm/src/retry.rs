@@ -172,6 +172,10 @@ impl<M: ChatModel> ChatModel for Retry<M> {
             }
         }
     }
+
+    async fn invalidate(&self, request: &ChatRequest) {
+        self.inner.invalidate(request).await;
+    }
 }
 
 #[cfg(test)]

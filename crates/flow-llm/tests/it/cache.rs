@@ -238,3 +238,77 @@ async fn keys_cover_scope_model_messages_parameters_and_schema() {
     }
     assert_ne!(b.key(&base).unwrap(), key);
 }
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct Answer {
+    resolved: bool,
+}
+
+#[tokio::test]
+async fn an_answer_that_fails_validation_is_not_served_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("not json at all")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(r#"{"resolved":true}"#)))
+        .mount(&server)
+        .await;
+    let (cache, _clock) = cache_with_clock();
+    let m = cached(&server, cache);
+    let first = flow_llm::delegate::<Answer>(&m, ask()).await.unwrap();
+    assert_eq!(first.asks, 2);
+    assert!(first.value.resolved);
+    // The invalid first answer was dropped: the same delegation asks the API once and
+    // gets a valid answer, instead of being served the invalid one and asking again.
+    let again = flow_llm::delegate::<Answer>(&m, ask()).await.unwrap();
+    assert_eq!(
+        (again.asks, again.response.meta.cache),
+        (1, CacheStatus::Miss)
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    // And now the valid answer is the one kept.
+    let third = flow_llm::delegate::<Answer>(&m, ask()).await.unwrap();
+    assert_eq!(
+        (third.asks, third.response.meta.cache),
+        (1, CacheStatus::Hit)
+    );
+}
+
+#[tokio::test]
+async fn the_in_process_tier_never_outlives_the_store_entry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("yes")))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let (cache, _clock) = cache_with_clock();
+    let m = cached(&server, cache);
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Miss
+    );
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Hit
+    );
+    // Removed behind the decorator's back (another handle, another process): not served.
+    m.cache().remove(&m.key(&ask()).unwrap()).await;
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Miss
+    );
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Hit
+    );
+    // Invalidated through the decorator: not served either.
+    m.invalidate(&ask()).await;
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Miss
+    );
+}
