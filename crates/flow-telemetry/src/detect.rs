@@ -121,8 +121,8 @@ impl RollingMedian {
 
 /// Robust z-score of each value against the rolling median and MAD of the values before it:
 /// `z = 0.6745 · (x − median) / MAD`. Fires after `min_consecutive` values with `z > threshold`
-/// (upward only: faster is never a problem), recovers after `2 · min_consecutive + 3` values
-/// below it.
+/// (upward only: faster is never a problem), recovers after `recovery` values in a row below
+/// it (by default `2 · min_consecutive + 3`, see [`RobustZ::with_recovery`]).
 #[derive(Debug, Clone)]
 pub struct RobustZ {
     window: RollingMedian,
@@ -131,6 +131,7 @@ pub struct RobustZ {
     warmup: usize,
     streak: u32,
     calm: u32,
+    recovery: u32,
     active: bool,
     last: Option<(f64, f64)>,
 }
@@ -145,9 +146,18 @@ impl RobustZ {
             warmup: warmup.max(3),
             streak: 0,
             calm: 0,
+            recovery: 2 * min_consecutive.max(1) + 3,
             active: false,
             last: None,
         }
+    }
+
+    /// This detector recovering after `runs` (at least 1) values in a row at or below the
+    /// threshold.
+    #[must_use]
+    pub fn with_recovery(mut self, runs: u32) -> Self {
+        self.recovery = runs.max(1);
+        self
     }
 
     /// The baseline `(median, sigma)` the last observation was scored against; `None` while
@@ -197,7 +207,7 @@ impl RobustZ {
             } else {
                 self.streak = 0;
                 self.calm += 1;
-                if self.active && self.calm >= 2 * self.min_consecutive + 3 {
+                if self.active && self.calm >= self.recovery {
                     self.active = false;
                     signal = Signal::Recover;
                 }
@@ -211,6 +221,10 @@ impl RobustZ {
 /// One-sided (upward) CUSUM on values standardized by a baseline:
 /// `S = max(0, S + clip(z, ±c) − k)`, fires when `S > h`, then resets and stays silent for
 /// `cooldown` values while the baseline adapts to the new level.
+///
+/// It recovers once `recovery` values in a row (see [`Cusum::with_recovery`]) are back within
+/// the baseline from before the shift: at most `2·k` of its standard deviations above its mean
+/// (`k` is half the shift the detector is tuned for, so such values are no longer shifted).
 #[derive(Debug, Clone)]
 pub struct Cusum {
     k: f64,
@@ -219,6 +233,10 @@ pub struct Cusum {
     s: f64,
     cooldown: u32,
     left: u32,
+    recovery: u32,
+    calm: u32,
+    /// The `(mean, sigma)` in force when it fired, while the alarm is active.
+    before: Option<(f64, f64)>,
 }
 
 impl Cusum {
@@ -232,11 +250,40 @@ impl Cusum {
             s: 0.0,
             cooldown,
             left: 0,
+            recovery: 9,
+            calm: 0,
+            before: None,
         }
+    }
+
+    /// This detector recovering after `runs` (at least 1, default 9) values in a row back
+    /// within the pre-shift baseline.
+    #[must_use]
+    pub fn with_recovery(mut self, runs: u32) -> Self {
+        self.recovery = runs.max(1);
+        self
+    }
+
+    /// True between an alarm and its recovery.
+    pub fn is_active(&self) -> bool {
+        self.before.is_some()
     }
 
     /// Observes `x` against a baseline `mean` and `sigma`.
     pub fn observe(&mut self, x: f64, mean: f64, sigma: f64) -> Signal {
+        if let Some((m0, s0)) = self.before {
+            if (x - m0) / s0.max(f64::MIN_POSITIVE) <= 2.0 * self.k {
+                self.calm += 1;
+            } else {
+                self.calm = 0;
+            }
+            if self.calm >= self.recovery {
+                self.before = None;
+                self.calm = 0;
+                // The cooldown may still run: the baseline is still adapting back.
+                return Signal::Recover;
+            }
+        }
         if self.left > 0 {
             self.left -= 1;
             return Signal::Quiet;
@@ -247,6 +294,10 @@ impl Cusum {
             let score = self.s;
             self.s = 0.0;
             self.left = self.cooldown;
+            if self.before.is_none() {
+                self.before = Some((mean, sigma));
+            }
+            self.calm = 0;
             return Signal::Fire {
                 score,
                 baseline: mean,
@@ -406,6 +457,45 @@ mod tests {
         assert_eq!(fires, 1);
         let recovered = (0..20).any(|i| z.observe(100.0 + f64::from(i % 7)) == Signal::Recover);
         assert!(recovered);
+    }
+
+    #[test]
+    fn cusum_recovers_after_runs_back_within_the_pre_shift_baseline() {
+        let mut c = Cusum::new(1.0, 12.0, 4.0, 61).with_recovery(5);
+        // A 4-sigma shift against a fixed baseline fires within a few runs.
+        let fired =
+            (0..10).position(|_| matches!(c.observe(140.0, 100.0, 10.0), Signal::Fire { .. }));
+        assert!(fired.is_some() && c.is_active());
+        // Still shifted: the baseline the caller passes adapts, the pre-shift one does not.
+        for _ in 0..50 {
+            assert_eq!(c.observe(140.0, 140.0, 10.0), Signal::Quiet);
+        }
+        // 2·k sigma above the old mean is still "within"; one value above resets the count.
+        let back = [
+            110.0, 120.0, 100.0, 125.0, 100.0, 100.0, 100.0, 100.0, 100.0,
+        ];
+        let sigs: Vec<Signal> = back.iter().map(|&x| c.observe(x, 140.0, 10.0)).collect();
+        assert_eq!(sigs.iter().position(|s| *s == Signal::Recover), Some(8));
+        assert!(!c.is_active());
+        for _ in 0..100 {
+            assert_eq!(c.observe(100.0, 100.0, 10.0), Signal::Quiet);
+        }
+    }
+
+    #[test]
+    fn robust_z_recovery_runs_are_configurable() {
+        let calm_runs = |recovery: u32| {
+            let mut z = RobustZ::new(31, 3.5, 3, 10).with_recovery(recovery);
+            for i in 0..60 {
+                z.observe(100.0 + f64::from(i % 7));
+            }
+            for _ in 0..3 {
+                z.observe(300.0);
+            }
+            (1..=40).find(|i| z.observe(100.0 + f64::from(i % 7)) == Signal::Recover)
+        };
+        assert_eq!(calm_runs(9), Some(9));
+        assert_eq!(calm_runs(2), Some(2));
     }
 
     #[test]

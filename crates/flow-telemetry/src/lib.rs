@@ -51,8 +51,8 @@
 //!
 //! | alert kind | detector |
 //! |---|---|
-//! | `duration_outlier`, `queue_outlier` | robust z `(x − median)/(1.4826·MAD)` over the last `baseline_window` values, `z_min_consecutive` runs above `duration_z`/`queue_z` |
-//! | `duration_shift` | one-sided CUSUM of the same standardized durations, each clipped to ±`change_point_clip`, slack `change_point_k`, threshold `change_point_h` |
+//! | `duration_outlier`, `queue_outlier` | robust z `(x − median)/(1.4826·MAD)` over the last `baseline_window` values, `z_min_consecutive` runs above `duration_z`/`queue_z`; recovers after `recovery_runs` runs in a row at or below it |
+//! | `duration_shift` | one-sided CUSUM of the same standardized durations, each clipped to ±`change_point_clip`, slack `change_point_k`, threshold `change_point_h`; recovers after `recovery_runs` runs in a row at most `2·change_point_k` sigmas above the pre-shift baseline |
 //! | `failure_rate` | EWMA (λ = `failure_ewma_lambda`) of the failed-run indicator above `failure_ewma_threshold` |
 //! | `consecutive_failures` | `consecutive_failures` failed runs in a row |
 //! | `rerun_rate` | EWMA of "passed only on a re-run" above `rerun_ewma_threshold` |

@@ -72,14 +72,17 @@ impl WorkflowState {
         let w = th.baseline_window as usize;
         let warm = th.warmup as usize;
         Self {
-            duration: RobustZ::new(w, th.duration_z, th.z_min_consecutive, warm),
-            queue: RobustZ::new(w, th.queue_z, th.z_min_consecutive, warm),
+            duration: RobustZ::new(w, th.duration_z, th.z_min_consecutive, warm)
+                .with_recovery(th.recovery_runs),
+            queue: RobustZ::new(w, th.queue_z, th.z_min_consecutive, warm)
+                .with_recovery(th.recovery_runs),
             cusum: Cusum::new(
                 th.change_point_k,
                 th.change_point_h,
                 th.change_point_clip,
                 th.baseline_window,
-            ),
+            )
+            .with_recovery(th.recovery_runs),
             failure: Ewma::new(th.failure_ewma_lambda, th.failure_ewma_threshold, th.warmup),
             rerun: Ewma::new(th.rerun_ewma_lambda, th.rerun_ewma_threshold, th.warmup),
             consecutive: Consecutive::new(th.consecutive_failures),
@@ -444,6 +447,63 @@ mod tests {
             "3 workflows x 100 runs, whatever the history length"
         );
         assert!(m.kpis().iter().all(|k| k.values.count == 100));
+    }
+
+    /// A completed successful run of "CI" taking `dur_s` seconds after `queue_s` in queue.
+    fn timed(id: u64, dur_s: i64, queue_s: i64) -> Run {
+        let created = id as i64 * 10_000_000;
+        Run {
+            id: crate::model::RunId(id),
+            name: "CI".into(),
+            status: crate::model::RunStatus::Completed,
+            conclusion: Some(crate::model::Conclusion::Success),
+            created_at: Some(created),
+            run_started_at: Some(created + queue_s * 1000),
+            updated_at: Some(created + (queue_s + dur_s) * 1000),
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn duration_and_queue_shifts_recover_once_back_within_the_baseline() {
+        let rules = Rules::from_yaml("defaults:\n  recovery_runs: 4\n").unwrap();
+        let mut m = Monitor::new(rules);
+        let mut id = 0;
+        let mut feed = |m: &mut Monitor, n: u64, dur: i64, queue: i64| {
+            let (mut fired, mut recovered) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                id += 1;
+                let noise = (i % 7) as i64;
+                let obs = m.observe(&timed(id, dur + noise, queue + noise));
+                fired.extend(obs.alerts.iter().map(|a| a.kind));
+                recovered.extend(obs.recovered.iter().map(|f| (id, f.clone())));
+            }
+            (fired, recovered)
+        };
+        let (_, early) = feed(&mut m, 80, 100, 10);
+        assert!(early.is_empty());
+        let (fired, _) = feed(&mut m, 25, 300, 200);
+        let kinds = [
+            AlertKind::DurationOutlier,
+            AlertKind::DurationShift,
+            AlertKind::QueueOutlier,
+        ];
+        for k in kinds {
+            assert!(fired.contains(&k), "{k:?} fired: {fired:?}");
+        }
+        let (_, recovered) = feed(&mut m, 40, 100, 10);
+        for k in kinds {
+            let fp = Fingerprint::of("CI", k);
+            assert!(
+                recovered.iter().any(|(_, f)| *f == fp),
+                "{k:?} recovered: {recovered:?}"
+            );
+        }
+        // Recovery takes exactly `recovery_runs` calm runs for the change point.
+        let fp = Fingerprint::of("CI", AlertKind::DurationShift);
+        let at = recovered.iter().find(|(_, f)| *f == fp).unwrap().0;
+        assert_eq!(at, 105 + 4);
+        assert_eq!(m.active_alerts().count(), 0);
     }
 
     #[test]

@@ -61,6 +61,9 @@ thresholds! {
     queue_z: f64 = 3.5;
     /// Consecutive outliers needed before a z-score alert fires.
     z_min_consecutive: u32 = 3;
+    /// Runs in a row back within the baseline before a duration or queue alert (outlier or
+    /// change point) recovers, which closes its issue.
+    recovery_runs: u32 = 9;
     /// Runs in the rolling median/MAD baseline.
     baseline_window: u32 = 61;
     /// Runs a workflow needs before duration, queue and rate detectors may fire.
@@ -134,6 +137,15 @@ impl Thresholds {
             return Err(Error::config(
                 key("z_min_consecutive"),
                 "expected an integer >= 1, got 0",
+            ));
+        }
+        if !(1..=10_000).contains(&self.recovery_runs) {
+            return Err(Error::config(
+                key("recovery_runs"),
+                format!(
+                    "expected an integer in 1..=10000, got {}",
+                    self.recovery_runs
+                ),
             ));
         }
         if !(5..=10_000).contains(&self.baseline_window) {
@@ -310,6 +322,12 @@ mod tests {
         );
         let e = Rules::from_yaml("defaults:\n  duration_z: fast\n").unwrap_err();
         assert!(e.to_string().contains("defaults.duration_z"), "{e}");
+        let e = Rules::from_yaml("workflows:\n  CI:\n    recovery_runs: 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid rules: `workflows.CI.recovery_runs`: expected an integer in 1..=10000, got 0"
+        );
+        assert_eq!(Rules::default().defaults.recovery_runs, 9);
     }
 
     #[test]
@@ -318,6 +336,7 @@ mod tests {
         for k in [
             "duration_z",
             "consecutive_failures",
+            "recovery_runs",
             "workflows",
             "default_branch",
         ] {
