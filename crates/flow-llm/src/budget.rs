@@ -44,9 +44,13 @@ impl Budget {
 pub struct Totals {
     /// Calls through the layer that succeeded and were not cache hits.
     pub calls: u64,
-    /// Calls that failed.
+    /// Calls that failed (after their retries and fallbacks).
     pub failures: u64,
-    /// Retries (attempts beyond the first) of successful calls.
+    /// API attempts of every call that was not a cache hit, successful or failed: first tries,
+    /// retries and the models a fallback chain tried.
+    pub attempts: u64,
+    /// Attempts beyond the first of every call, successful or failed (a retry, or a switch to
+    /// the next model of a fallback chain).
     pub retries: u64,
     /// Fresh cache hits and calls that shared an identical call in flight.
     pub cache_hits: u64,
@@ -69,6 +73,7 @@ struct Counters {
     reserved: AtomicU64,
     calls: AtomicU64,
     failures: AtomicU64,
+    attempts: AtomicU64,
     retries: AtomicU64,
     cache_hits: AtomicU64,
     stale_answers: AtomicU64,
@@ -98,6 +103,7 @@ impl Accounting {
         Totals {
             calls: get(&c.calls),
             failures: get(&c.failures),
+            attempts: get(&c.attempts),
             retries: get(&c.retries),
             cache_hits: get(&c.cache_hits),
             stale_answers: get(&c.stale_answers),
@@ -121,10 +127,7 @@ impl Accounting {
             CacheStatus::Miss | CacheStatus::Bypass => {}
         }
         add(&c.calls, 1);
-        add(
-            &c.retries,
-            u64::from(response.meta.attempts.saturating_sub(1)),
-        );
+        self.record_attempts(response.meta.attempts);
         if let Some(u) = response.usage {
             add(&c.prompt_tokens, u.prompt_tokens);
             add(&c.completion_tokens, u.completion_tokens);
@@ -134,8 +137,18 @@ impl Accounting {
         }
     }
 
-    fn record_failure(&self) {
+    /// Counts one failed call and the API attempts it took ([`Error::attempts`], at least one:
+    /// a failed call may have reached the API).
+    pub fn record_failure(&self, error: &Error) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        self.record_attempts(error.attempts());
+    }
+
+    fn record_attempts(&self, attempts: u32) {
+        let attempts = u64::from(attempts.max(1));
+        let c = &self.counters;
+        c.attempts.fetch_add(attempts, Ordering::Relaxed);
+        c.retries.fetch_add(attempts - 1, Ordering::Relaxed);
     }
 }
 
@@ -218,9 +231,9 @@ impl<M: ChatModel> ChatModel for Budgeted<M> {
                 }
                 self.accounting.record(r);
             }
-            Err(_) => {
+            Err(e) => {
                 // A failed call may have reached the API (and been billed): it keeps its slot.
-                self.accounting.record_failure();
+                self.accounting.record_failure(e);
             }
         }
         result

@@ -70,6 +70,7 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Source>,
+    attempts: u32,
 }
 
 impl Error {
@@ -80,6 +81,7 @@ impl Error {
                 kind,
                 message: message.into(),
                 source: None,
+                attempts: 0,
             }),
         }
     }
@@ -89,6 +91,21 @@ impl Error {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.inner.source = Some(Arc::new(source));
         self
+    }
+
+    /// Records that the failure took `attempts` API attempts (set by [`crate::Retry`] and
+    /// [`crate::Fallback`]; a custom decorator that retries should set it too).
+    #[must_use]
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.inner.attempts = attempts;
+        self
+    }
+
+    /// The API attempts this failure took, retries and earlier models of a fallback chain
+    /// included, as recorded by the decorators; 0 when none recorded it (a bare client's
+    /// failure, which [`crate::Accounting`] counts as one attempt).
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
     }
 
     /// What went wrong.

@@ -16,7 +16,9 @@ struct Link {
 
 /// Tries each model in turn while the error is one another model may not have
 /// ([`Error::is_fallbackable`]: quota, 5xx or 429 after retries, timeouts, context length).
-/// The answer's `meta.fallback_index` says which one answered (0 is the primary).
+/// The answer's `meta.fallback_index` says which one answered (0 is the primary); its
+/// `meta.attempts` (or the final error's [`Error::attempts`]) adds up the attempts on every
+/// model tried.
 pub struct Fallback {
     chain: Vec<Link>,
 }
@@ -78,6 +80,8 @@ impl Fallback {
 impl ChatModel for Fallback {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let mut failures = Vec::new();
+        // API attempts spent on the models that failed.
+        let mut spent = 0u32;
         for (i, link) in self.chain.iter().enumerate() {
             let result = match &link.model_name {
                 Some(name) => {
@@ -90,6 +94,7 @@ impl ChatModel for Fallback {
             match result {
                 Ok(mut r) => {
                     r.meta.fallback_index = i;
+                    r.meta.attempts = spent.saturating_add(r.meta.attempts.max(1));
                     if i > 0 {
                         tracing::info!(fallback_index = i, model = %r.meta.model, "a fallback model answered");
                     }
@@ -97,16 +102,20 @@ impl ChatModel for Fallback {
                 }
                 Err(e) if e.is_fallbackable() && i + 1 < self.chain.len() => {
                     tracing::warn!(fallback_index = i, error = %e, "falling back to the next model");
+                    spent = spent.saturating_add(e.attempts().max(1));
                     failures.push(e);
                 }
                 Err(e) if failures.is_empty() => return Err(e),
                 Err(e) => {
+                    spent = spent.saturating_add(e.attempts().max(1));
                     let mut message = String::from("every model in the fallback chain failed: ");
                     for (n, f) in failures.iter().enumerate() {
                         message.push_str(&format!("[{n}] {f}; "));
                     }
                     message.push_str(&format!("[{i}] {e}"));
-                    return Err(Error::new(ErrorKind::Exhausted, message).with_source(e));
+                    return Err(Error::new(ErrorKind::Exhausted, message)
+                        .with_source(e)
+                        .with_attempts(spent));
                 }
             }
         }

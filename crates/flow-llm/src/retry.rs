@@ -105,7 +105,8 @@ impl RetryPolicy {
 }
 
 /// Retries the inner model on retryable errors ([`crate::Error::is_retryable`]), never
-/// sleeping past the request's deadline. The response's `meta.attempts` counts the attempts.
+/// sleeping past the request's deadline. The response's `meta.attempts` counts the attempts,
+/// and so does a final error's [`crate::Error::attempts`].
 pub struct Retry<M> {
     inner: M,
     policy: RetryPolicy,
@@ -147,14 +148,20 @@ impl<M: ChatModel> Retry<M> {
 impl<M: ChatModel> ChatModel for Retry<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let mut attempt = 1u32;
+        // API attempts of the failed tries so far (an inner layer may report several).
+        let mut spent = 0u32;
         loop {
             let span = tracing::debug_span!("flow.llm.attempt", attempt);
             match self.inner.complete(request).instrument(span).await {
                 Ok(mut r) => {
-                    r.meta.attempts = attempt;
+                    r.meta.attempts = spent.saturating_add(r.meta.attempts.max(1));
                     return Ok(r);
                 }
-                Err(e) if e.is_retryable() && attempt <= self.policy.max_retries => {
+                Err(e) => {
+                    spent = spent.saturating_add(e.attempts().max(1));
+                    if !(e.is_retryable() && attempt <= self.policy.max_retries) {
+                        return Err(e.with_attempts(spent));
+                    }
                     let unit = rand::rng().random::<f64>();
                     let delay = self.policy.delay(attempt, e.retry_after(), unit);
                     if let Some(deadline) = request.options.deadline
@@ -162,13 +169,12 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                     {
                         tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %e,
                             "not retrying: the wait would pass the deadline");
-                        return Err(e);
+                        return Err(e.with_attempts(spent));
                     }
                     tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
                     self.sleeper.sleep(delay).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
             }
         }
     }

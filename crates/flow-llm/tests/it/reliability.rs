@@ -392,3 +392,63 @@ async fn retries_are_counted() {
     let t = m.accounting().totals();
     assert_eq!((t.calls, t.retries), (1, 2));
 }
+
+#[tokio::test]
+async fn retries_of_failed_calls_are_counted() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("down"))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let sleeper = RecordingSleeper::new();
+    let m = Retry::new(client(&server), RetryPolicy::default().with_max_retries(2))
+        .with_sleeper(sleeper.clone())
+        .with_budget(Budget::unlimited());
+    let e = m.complete(&ask()).await.unwrap_err();
+    assert_eq!((e.status(), e.attempts()), (Some(503), 3));
+    let t = m.accounting().totals();
+    assert_eq!(
+        (t.calls, t.failures, t.attempts, t.retries),
+        (0, 1, 3, 2),
+        "three requests reached the API"
+    );
+    // A failure that is not retried is one attempt.
+    let bare = client(&server).with_budget(Budget::unlimited());
+    let _ = bare.complete(&ask()).await.unwrap_err();
+    let t = bare.accounting().totals();
+    assert_eq!((t.failures, t.attempts, t.retries), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn attempts_on_every_model_of_a_fallback_chain_are_counted() {
+    let primary = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .expect(6)
+        .mount(&primary)
+        .await;
+    let secondary = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("ok")))
+        .up_to_n_times(1)
+        .mount(&secondary)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&secondary)
+        .await;
+    let sleeper = RecordingSleeper::new();
+    let policy = RetryPolicy::default().with_max_retries(2);
+    let chain = Fallback::new(Retry::new(client(&primary), policy).with_sleeper(sleeper.clone()))
+        .then(Retry::new(client(&secondary), RetryPolicy::none()))
+        .with_budget(Budget::unlimited());
+    // Three on the primary, one answer from the secondary.
+    let r = chain.complete(&ask()).await.unwrap();
+    assert_eq!((r.meta.fallback_index, r.meta.attempts), (1, 4));
+    // Three on the primary, one failure on the secondary: the chain is exhausted.
+    let e = chain.complete(&ask()).await.unwrap_err();
+    assert_eq!((e.kind(), e.attempts()), (&ErrorKind::Exhausted, 4));
+    let t = chain.accounting().totals();
+    assert_eq!((t.calls, t.failures, t.attempts, t.retries), (1, 1, 8, 6));
+}
