@@ -302,6 +302,28 @@ impl GitHubClient {
         })
     }
 
+    /// The ETag of the last answer to `uri` kept for conditional requests.
+    pub(crate) fn etag_of(&self, uri: &str) -> Option<String> {
+        let m = self.etags.lock().ok()?;
+        let (etag, _, _) = m.get(uri)?;
+        etag.to_str().ok().map(str::to_string)
+    }
+
+    /// Sends `If-None-Match: etag` on the next GET of `uri` (an ETag persisted by another
+    /// process); a 304 then answers with an empty body. Ignored when `etag` is not a valid
+    /// header value or `uri` already has a cached answer.
+    pub(crate) fn seed_etag(&self, uri: &str, etag: &str) {
+        if let Ok(v) = HeaderValue::from_str(etag)
+            && let Ok(mut m) = self.etags.lock()
+        {
+            if m.len() >= ETAG_CACHE_CAP && !m.contains_key(uri) {
+                m.clear();
+            }
+            m.entry(uri.to_string())
+                .or_insert_with(|| (v, String::new(), HeaderMap::new()));
+        }
+    }
+
     /// GETs `uri` (a path under the base URL, or an absolute URL from a `Link` header),
     /// conditionally when enabled, retrying rate limits and server errors.
     pub(crate) async fn get(&self, uri: &str) -> Result<Answer> {

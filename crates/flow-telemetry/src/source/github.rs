@@ -171,6 +171,13 @@ impl RunSource for GitHubSource {
     async fn runs(&self, query: &RunQuery) -> Result<RunPage> {
         let uri = self.runs_uri(query);
         let a = self.client.get(&uri).await?;
+        if a.not_modified && a.body.is_empty() {
+            // Unchanged since an ETag persisted by another process: no page is cached here.
+            return Ok(RunPage {
+                not_modified: true,
+                ..RunPage::default()
+            });
+        }
         let body: RunsBody = serde_json::from_str(&a.body)
             .map_err(|e| Error::parse("list workflow runs response", e))?;
         Ok(RunPage {
@@ -179,6 +186,14 @@ impl RunSource for GitHubSource {
             next_page: a.next_link().as_deref().and_then(page_param),
             not_modified: a.not_modified,
         })
+    }
+
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        self.client.etag_of(&self.runs_uri(query))
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        self.client.seed_etag(&self.runs_uri(query), etag);
     }
 
     async fn jobs(&self, run: RunId) -> Result<Vec<Job>> {

@@ -118,6 +118,17 @@ pub trait RunSource: Send + Sync {
     /// # Errors
     /// Transport, HTTP or parse failures of the underlying source.
     async fn jobs(&self, run: RunId) -> Result<Vec<Job>>;
+
+    /// The ETag of the last answer to `query`, for persisting across processes (see
+    /// [`sync::PollerState`]). `None` (the default) for sources without conditional requests.
+    fn list_etag(&self, _query: &RunQuery) -> Option<String> {
+        None
+    }
+
+    /// Makes the next request for `query` conditional on `etag`, persisted by another
+    /// process: when nothing changed, the answer is a [`RunPage`] with `not_modified` set and
+    /// no runs. The default does nothing.
+    fn seed_list_etag(&self, _query: &RunQuery, _etag: &str) {}
 }
 
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).

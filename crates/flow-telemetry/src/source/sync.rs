@@ -7,8 +7,32 @@
 //! until the oldest of them, at most [`PENDING_EXTRA_PAGES`] pages past the newest seen run
 //! (older ones are given up, so a stuck run cannot make every cycle page deep). Jobs are fetched only for failed runs, to tell runner errors from
 //! test failures.
+//!
+//! In GitHub Actions each monitor run is a new process. Persist [`Poller::state`] (it is
+//! `Serialize`: a JSON file kept with `actions/cache`, for example) and restore it with
+//! [`Poller::with_state`]: the next process resumes after the last run seen, still follows the
+//! runs seen in progress, and a cycle with nothing new costs one conditional request (a 304).
+//!
+//! ```no_run
+//! # async fn demo(source: flow_telemetry::source::github::GitHubSource) -> Result<(), Box<dyn std::error::Error>> {
+//! use flow_telemetry::RunQuery;
+//! use flow_telemetry::source::sync::{Poller, PollerState};
+//!
+//! let path = "poller-state.json";
+//! let state: PollerState = match std::fs::read_to_string(path) {
+//!     Ok(json) => serde_json::from_str(&json)?,
+//!     Err(_) => PollerState::default(),
+//! };
+//! let mut poller = Poller::new(source, RunQuery::new()).with_state(state);
+//! let batch = poller.poll().await?;
+//! // ... feed batch.completed to a Monitor ...
+//! std::fs::write(path, serde_json::to_string(&poller.state())?)?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
 
 use super::{RunQuery, RunSource};
 use crate::error::Result;
@@ -30,12 +54,30 @@ pub struct SyncBatch {
     pub job_requests: u32,
 }
 
+/// Where a [`Poller`] is, to carry across processes: serialize it after a poll, restore it
+/// with [`Poller::with_state`]. Unknown or missing fields take their defaults, so an older
+/// file still loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PollerState {
+    /// The newest run id seen; the next poll reports only newer runs (and `pending` ones).
+    pub last_seen: Option<RunId>,
+    /// `created_at` (unix ms) of that run, e.g. to bound a `created` backfill.
+    pub last_created_at: Option<i64>,
+    /// Runs seen in progress, reported once they complete.
+    pub pending: Vec<RunId>,
+    /// ETag of the last answer to the first list page; the next poll sends it as
+    /// `If-None-Match`, so a cycle with nothing new is one 304.
+    pub etag: Option<String>,
+}
+
 /// Polls a [`RunSource`] incrementally.
 #[derive(Debug)]
 pub struct Poller<S> {
     source: S,
     query: RunQuery,
     last_seen: Option<RunId>,
+    last_created_at: Option<i64>,
     pending: BTreeSet<RunId>,
     first_pages: u32,
     max_pages: u32,
@@ -50,6 +92,7 @@ impl<S: RunSource> Poller<S> {
             source,
             query,
             last_seen: None,
+            last_created_at: None,
             pending: BTreeSet::new(),
             first_pages: 1,
             max_pages: 100,
@@ -76,6 +119,37 @@ impl<S: RunSource> Poller<S> {
     pub fn with_last_seen(mut self, run: RunId) -> Self {
         self.last_seen = Some(run);
         self
+    }
+
+    /// Resumes from `state`, persisted from a previous process by [`Poller::state`]: the
+    /// last run seen, the runs seen in progress and, when the source does conditional
+    /// requests, the first page's ETag.
+    #[must_use]
+    pub fn with_state(mut self, state: PollerState) -> Self {
+        self.last_seen = state.last_seen;
+        self.last_created_at = state.last_created_at;
+        self.pending = state.pending.into_iter().collect();
+        if let Some(etag) = &state.etag {
+            self.source.seed_list_etag(&self.first_page(), etag);
+        }
+        self
+    }
+
+    /// Where this poller is, to persist and restore with [`Poller::with_state`].
+    pub fn state(&self) -> PollerState {
+        PollerState {
+            last_seen: self.last_seen,
+            last_created_at: self.last_created_at,
+            pending: self.pending.iter().copied().collect(),
+            etag: self.source.list_etag(&self.first_page()),
+        }
+    }
+
+    fn first_page(&self) -> RunQuery {
+        RunQuery {
+            page: 1,
+            ..self.query.clone()
+        }
     }
 
     /// The newest run id seen so far.
@@ -134,6 +208,7 @@ impl<S: RunSource> Poller<S> {
             }
         }
         let mut newest = self.last_seen;
+        let mut newest_created = self.last_created_at;
         let mut pending = self.pending.clone();
         if let Some(h) = horizon {
             let before = pending.len();
@@ -147,7 +222,10 @@ impl<S: RunSource> Poller<S> {
             if !new && !pending.contains(&run.id) {
                 continue;
             }
-            newest = newest.max(Some(run.id));
+            if newest.is_none_or(|n| run.id > n) {
+                newest = Some(run.id);
+                newest_created = run.created_at;
+            }
             if run.is_completed() {
                 pending.remove(&run.id);
                 batch.completed.push(run);
@@ -183,6 +261,7 @@ impl<S: RunSource> Poller<S> {
         }
         batch.jobs = jobs;
         self.last_seen = newest;
+        self.last_created_at = newest_created;
         self.pending = pending;
         Ok(batch)
     }

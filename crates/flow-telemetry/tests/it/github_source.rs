@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::source::github::GitHubSource;
-use flow_telemetry::source::sync::Poller;
+use flow_telemetry::source::sync::{Poller, PollerState};
 use flow_telemetry::time::{ManualClock, RecordingSleeper};
 use flow_telemetry::{Clock, ErrorKind, RunId, RunQuery, RunSource};
 use secrecy::SecretString;
@@ -57,6 +57,19 @@ async fn rig(prefix: &str) -> Rig {
         sleeper,
         clock,
     }
+}
+
+/// Another client and source on the same server, as a new process would build.
+async fn rig_on(server: &MockServer, prefix: &str) -> GitHubSource {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let cfg = GitHubConfig::new("octo-org", "octo-repo")
+        .with_base_url(format!("{}{prefix}", server.uri()))
+        .with_token(SecretString::from("ghs_not_a_real_token"));
+    let client = GitHubClient::new(cfg)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()))
+        .with_sleeper(Arc::new(RecordingSleeper::with_clock(clock)));
+    GitHubSource::new(client)
 }
 
 async fn list_requests(server: &MockServer) -> usize {
@@ -384,4 +397,48 @@ async fn an_exhausted_quota_is_waited_out_before_the_next_request() {
     let page = r.source.runs(&RunQuery::new().with_page(1)).await.unwrap();
     assert_eq!(page.runs.len(), 1);
     assert_eq!(r.sleeper.slept(), vec![Duration::from_secs(11)]);
+}
+
+#[tokio::test]
+async fn poller_state_survives_a_new_process() {
+    let r = rig("").await;
+    r.runs.add(1..=120, Some("success"));
+    r.runs.add(121..=122, None);
+    let mut first = Poller::new(r.source.clone(), RunQuery::new()).with_first_pages(5);
+    let b = first.poll().await.unwrap();
+    assert_eq!(b.completed.len(), 120);
+    let state = first.state();
+    assert_eq!(state.last_seen, Some(RunId(122)));
+    assert_eq!(state.pending, vec![RunId(121), RunId(122)]);
+    assert!(state.last_created_at.is_some());
+    assert!(state.etag.as_deref().is_some_and(|e| !e.is_empty()));
+    // Persisted as JSON (a file or an actions/cache entry), read back by the next process.
+    let json = serde_json::to_string(&state).unwrap();
+    let restored: PollerState = serde_json::from_str(&json).unwrap();
+    assert_eq!(restored, state);
+    drop(first);
+
+    // A new process: a new client (empty ETag cache) and a new poller.
+    let fresh = rig_on(&r.server, "").await;
+    let mut second = Poller::new(fresh.clone(), RunQuery::new()).with_state(restored.clone());
+    assert_eq!(second.last_seen(), Some(RunId(122)));
+    let before = list_requests(&r.server).await;
+    let b = second.poll().await.unwrap();
+    assert!(b.completed.is_empty());
+    assert_eq!(b.list_requests, 1);
+    assert_eq!(list_requests(&r.server).await - before, 1, "one request");
+    assert_eq!(fresh.client().counts().not_modified, 1, "and it is a 304");
+    assert_eq!(second.state(), restored, "a quiet cycle changes nothing");
+
+    // The runs seen in progress by the first process are reported once they complete.
+    for id in 121..=122 {
+        r.runs.complete(id, "success");
+    }
+    r.runs.add(123..=123, Some("success"));
+    let mut third = Poller::new(rig_on(&r.server, "").await, RunQuery::new()).with_state(restored);
+    let b = third.poll().await.unwrap();
+    let ids: Vec<RunId> = b.completed.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(third.state().pending, Vec::<RunId>::new());
+    assert_eq!(third.state().last_seen, Some(RunId(123)));
 }
