@@ -157,6 +157,13 @@ impl Accounting {
 /// The call limit is enforced exactly under concurrency (a slot is reserved before the call
 /// and released for cache hits; failed calls keep theirs); the token limit is checked before each call
 /// against the tokens spent so far.
+///
+/// A budget limits API spend, so a spent budget still serves answers that cost nothing: when
+/// the budget refuses a call, it asks the inner model for a kept answer
+/// ([`ChatModel::peek`]: a fresh [`crate::Cached`] hit anywhere inside, through any
+/// decorators) and serves it, counted as a cache hit; only when there is none is the call
+/// refused with [`ErrorKind::BudgetExceeded`]. (With the cache outside,
+/// `Cached<Budgeted<_>>`, hits never reach the budget at all.)
 #[derive(Debug)]
 pub struct Budgeted<M> {
     inner: M,
@@ -218,7 +225,14 @@ impl<M: ChatModel> Budgeted<M> {
 #[async_trait]
 impl<M: ChatModel> ChatModel for Budgeted<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        self.reserve()?;
+        if let Err(refused) = self.reserve() {
+            // A cached answer costs nothing: serve it even though the budget is spent.
+            if let Some(r) = self.inner.peek(request).await {
+                self.accounting.record(&r);
+                return Ok(r);
+            }
+            return Err(refused);
+        }
         let result = self.inner.complete(request).await;
         let c = &self.accounting.counters;
         match &result {
@@ -241,5 +255,9 @@ impl<M: ChatModel> ChatModel for Budgeted<M> {
 
     async fn invalidate(&self, request: &ChatRequest) {
         self.inner.invalidate(request).await;
+    }
+
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        self.inner.peek(request).await
     }
 }

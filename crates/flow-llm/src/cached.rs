@@ -229,6 +229,17 @@ impl<M: ChatModel + 'static> ChatModel for Cached<M> {
         }
         self.inner.invalidate(request).await;
     }
+
+    /// A fresh hit from this cache, else whatever a layer further in keeps.
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        if !request.options.no_store
+            && let Ok(key) = self.key(request)
+            && let Some(r) = self.fresh(&key).await
+        {
+            return Some(r);
+        }
+        self.inner.peek(request).await
+    }
 }
 
 impl<M: ChatModel + 'static> Cached<M> {
@@ -255,18 +266,25 @@ impl<M: ChatModel + 'static> Cached<M> {
         hot.insert(key, Hot { bytes, response });
     }
 
+    /// The fresh answer stored under `key`, as a hit: no decoding when the in-process tier
+    /// holds the answer decoded from these very bytes.
+    async fn fresh(&self, key: &Key) -> Option<ChatResponse> {
+        let Lookup::Fresh(entry) = self.cache.get(key).await else {
+            return None;
+        };
+        if let Some(r) = self.hot_get(key, &entry.value) {
+            return Some(r);
+        }
+        let r = decode(&entry.value, CacheStatus::Hit)?;
+        self.hot_put(key.clone(), entry.value, r.clone());
+        Some(r)
+    }
+
     async fn lookup_or_call(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let key = self.key(request)?;
-        // Fast path: a fresh hit needs no clone of the request, and no decoding when the
-        // in-process tier holds the answer decoded from these very bytes.
-        if let Lookup::Fresh(entry) = self.cache.get(&key).await {
-            if let Some(r) = self.hot_get(&key, &entry.value) {
-                return Ok(r);
-            }
-            if let Some(r) = decode(&entry.value, CacheStatus::Hit) {
-                self.hot_put(key, entry.value, r.clone());
-                return Ok(r);
-            }
+        // Fast path: a fresh hit needs no clone of the request.
+        if let Some(r) = self.fresh(&key).await {
+            return Ok(r);
         }
         let policy =
             Policy::new(request.options.cache_ttl.unwrap_or(self.ttl)).with_stale(self.stale);

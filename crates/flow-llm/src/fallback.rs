@@ -137,4 +137,23 @@ impl ChatModel for Fallback {
             }
         }
     }
+
+    /// The first model of the chain that keeps an answer (`meta.fallback_index` says which).
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        for (i, link) in self.chain.iter().enumerate() {
+            let found = match &link.model_name {
+                Some(name) => {
+                    let mut req = request.clone();
+                    req.model.clone_from(name);
+                    link.model.peek(&req).await
+                }
+                None => link.model.peek(request).await,
+            };
+            if let Some(mut r) = found {
+                r.meta.fallback_index = i;
+                return Some(r);
+            }
+        }
+        None
+    }
 }

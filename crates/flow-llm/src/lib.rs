@@ -6,6 +6,9 @@
 //! - [`ChatModel`]: the seam. [`HttpClient`] implements it for OpenAI, GitHub Models, Azure
 //!   OpenAI and any compatible server ([`ClientConfig`], also from the environment); the
 //!   decorators [`Retry`], [`Fallback`], [`Cached`] and [`Budgeted`] wrap any `ChatModel`.
+//!   Two provided methods reach layers that keep answers through the whole stack:
+//!   [`ChatModel::invalidate`] drops a rejected answer, [`ChatModel::peek`] finds a kept one
+//!   (a spent budget still serves cache hits).
 //! - [`delegate()`]: a typed answer `T: JsonSchema + DeserializeOwned`, with the schema in
 //!   OpenAI's strict subset ([`schema`]), checked locally and asked again once on a mismatch;
 //!   [`review_issue`] is a ready-made decision.

@@ -27,6 +27,16 @@ pub trait ChatModel: Send + Sync {
     async fn invalidate(&self, request: &ChatRequest) {
         let _ = request;
     }
+
+    /// A fresh answer to `request` that some layer keeps, served without any API call, or
+    /// `None`. [`crate::Budgeted`] asks for one when its budget is spent, since a cached answer
+    /// costs nothing. [`crate::Cached`] answers with a fresh hit (never a stale answer or a
+    /// share of a call in flight, which may need the API); decorators pass it on; the default
+    /// is `None` (a model that keeps no answers has none).
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        let _ = request;
+        None
+    }
 }
 
 #[async_trait]
@@ -37,6 +47,10 @@ impl<M: ChatModel + ?Sized> ChatModel for Arc<M> {
 
     async fn invalidate(&self, request: &ChatRequest) {
         (**self).invalidate(request).await;
+    }
+
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        (**self).peek(request).await
     }
 }
 
@@ -49,6 +63,10 @@ impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
     async fn invalidate(&self, request: &ChatRequest) {
         (**self).invalidate(request).await;
     }
+
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        (**self).peek(request).await
+    }
 }
 
 #[async_trait]
@@ -59,6 +77,10 @@ impl<M: ChatModel + ?Sized> ChatModel for &M {
 
     async fn invalidate(&self, request: &ChatRequest) {
         (**self).invalidate(request).await;
+    }
+
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        (**self).peek(request).await
     }
 }
 

@@ -182,6 +182,10 @@ impl<M: ChatModel> ChatModel for Retry<M> {
     async fn invalidate(&self, request: &ChatRequest) {
         self.inner.invalidate(request).await;
     }
+
+    async fn peek(&self, request: &ChatRequest) -> Option<ChatResponse> {
+        self.inner.peek(request).await
+    }
 }
 
 #[cfg(test)]

@@ -312,3 +312,51 @@ async fn the_in_process_tier_never_outlives_the_store_entry() {
         CacheStatus::Miss
     );
 }
+
+#[tokio::test]
+async fn a_spent_budget_still_serves_cache_hits() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("yes")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let other = ask().message(Message::user("And #13?"));
+
+    // The call budget: one API call, then only answers the cache holds.
+    let (cache, _clock) = cache_with_clock();
+    let m = cached(&server, cache).with_budget(Budget::unlimited().with_max_calls(1));
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Miss
+    );
+    let refused = m.complete(&other).await.unwrap_err();
+    assert_eq!(refused.kind(), &flow_llm::ErrorKind::BudgetExceeded);
+    for _ in 0..2 {
+        let hit = m.complete(&ask()).await.unwrap();
+        assert_eq!(
+            (hit.meta.cache, hit.text()),
+            (CacheStatus::Hit, Some("yes"))
+        );
+    }
+    // The refused call never reached the API: not a failure.
+    let t = m.accounting().totals();
+    assert_eq!((t.calls, t.cache_hits, t.failures), (1, 2, 0));
+
+    // The token budget, with the cache under a fallback chain (the look-up passes through).
+    let (cache, _clock) = cache_with_clock();
+    let m = flow_llm::Fallback::new(cached(&server, cache))
+        .with_budget(Budget::unlimited().with_max_tokens(1000));
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Miss
+    );
+    assert_eq!(
+        m.complete(&other).await.unwrap_err().kind(),
+        &flow_llm::ErrorKind::BudgetExceeded
+    );
+    assert_eq!(
+        m.complete(&ask()).await.unwrap().meta.cache,
+        CacheStatus::Hit
+    );
+}
