@@ -47,7 +47,8 @@ pub struct Totals {
     /// Calls that failed (after their retries and fallbacks).
     pub failures: u64,
     /// API attempts of every call that was not a cache hit, successful or failed: first tries,
-    /// retries and the models a fallback chain tried.
+    /// retries, the models a fallback chain tried, and the failed attempts behind a stale
+    /// answer.
     pub attempts: u64,
     /// Attempts beyond the first of every call, successful or failed (a retry, or a switch to
     /// the next model of a fallback chain).
@@ -123,7 +124,13 @@ impl Accounting {
         };
         match response.meta.cache {
             CacheStatus::Hit | CacheStatus::Coalesced => return add(&c.cache_hits, 1),
-            CacheStatus::Stale => return add(&c.stale_answers, 1),
+            CacheStatus::Stale => {
+                // The failed attempts that made it stand in were real API traffic.
+                if response.meta.attempts > 0 {
+                    self.record_attempts(response.meta.attempts);
+                }
+                return add(&c.stale_answers, 1);
+            }
             CacheStatus::Miss | CacheStatus::Bypass => {}
         }
         add(&c.calls, 1);

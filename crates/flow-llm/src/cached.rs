@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -46,7 +47,8 @@ impl Stored {
         }
     }
 
-    /// The response with its origin; attempts and latency only for a miss (this call's work).
+    /// The response with its origin; attempts and latency only for a miss (this call's work;
+    /// the caller sets the failed attempts behind a stale answer).
     fn into_response(self, cache: CacheStatus) -> ChatResponse {
         let fresh = cache == CacheStatus::Miss;
         let mut r = self.response;
@@ -290,11 +292,21 @@ impl<M: ChatModel + 'static> Cached<M> {
             Policy::new(request.options.cache_ttl.unwrap_or(self.ttl)).with_stale(self.stale);
         let inner = Arc::clone(&self.inner);
         let req = request.clone();
+        // The API attempts of this caller's own fetch when it fails (none when it shared
+        // another caller's fetch), so a stale answer still reports the traffic behind it.
+        let spent = Arc::new(AtomicU32::new(0));
+        let spent_by_fetch = Arc::clone(&spent);
         let fetch = move || async move {
             match inner.complete(&req).await {
                 Ok(r) => Ok(Stored::new(r)),
-                Err(e) if e.is_retryable() || e.is_fallbackable() => Err(FetchError::transient(e)),
-                Err(e) => Err(FetchError::permanent(e)),
+                Err(e) => {
+                    spent_by_fetch.store(e.attempts().max(1), Ordering::Relaxed);
+                    if e.is_retryable() || e.is_fallbackable() {
+                        Err(FetchError::transient(e))
+                    } else {
+                        Err(FetchError::permanent(e))
+                    }
+                }
             }
         };
         let served = self
@@ -309,8 +321,9 @@ impl<M: ChatModel + 'static> Cached<M> {
                     Outcome::StaleIfError => CacheStatus::Stale,
                     _ => CacheStatus::Miss,
                 };
-                let r = s.value.into_response(status);
+                let mut r = s.value.into_response(status);
                 if status == CacheStatus::Stale {
+                    r.meta.attempts = spent.load(Ordering::Relaxed);
                     tracing::warn!(key = %key, "every model failed: serving a stale cached answer");
                 }
                 Ok(r)

@@ -628,7 +628,8 @@ pub struct ResponseMeta {
     /// The model (or deployment) the request named.
     pub model: String,
     /// HTTP attempts made, retries and the attempts on earlier models of a fallback chain
-    /// included (0 for an answer served from the cache).
+    /// included (0 for an answer served from the cache; for a stale one, the failed attempts
+    /// behind it).
     pub attempts: u32,
     /// The position in the fallback chain of the model that answered (0 is the primary).
     pub fallback_index: usize,

@@ -182,7 +182,13 @@ async fn stale_if_error_when_everything_fails() {
     assert!(r.meta.is_stale());
     assert_eq!(r.text(), Some("yesterday's answer"));
     assert_eq!(sleeper.waits().len(), 1);
-    assert_eq!(stack.accounting().totals().stale_answers, 1);
+    // The two failed attempts behind the stale answer were real API traffic.
+    assert_eq!(r.meta.attempts, 2);
+    let t = stack.accounting().totals();
+    assert_eq!(
+        (t.calls, t.stale_answers, t.attempts, t.retries),
+        (1, 1, 3, 1)
+    );
     // Past the stale window the failure shows.
     clock.advance(Duration::from_secs(7200));
     let e = stack.complete(&ask()).await.unwrap_err();
