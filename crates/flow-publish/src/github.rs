@@ -209,7 +209,10 @@ impl GitHubPublisher {
     }
 
     async fn upload(&self, release: &GhRelease, asset: &Asset) -> Result<GhAsset> {
-        let bytes = std::fs::read(&asset.path).map_err(|e| Error::io(&asset.path, e))?;
+        // Read without blocking the runtime: archives can be tens of megabytes.
+        let bytes = tokio::fs::read(&asset.path)
+            .await
+            .map_err(|e| Error::io(&asset.path, e))?;
         let request = self
             .request(Method::POST, &self.upload_url(release)?)
             .query(&[("name", asset.name.as_str())])
