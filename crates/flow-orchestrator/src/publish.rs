@@ -1,6 +1,6 @@
 //! `publish`: validate the action metadata, package the archives, release them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flow_publish::{
     ActionMetadata, ArchiveSpec, Asset, Finding, Manifest, ReleasePlan, ReleaseReport,
@@ -141,13 +141,7 @@ impl Orchestrator {
             if !request.move_major_tag {
                 plan = plan.with_major_tag(None);
             }
-            std::fs::create_dir_all(&request.out_dir).map_err(|e| {
-                Error::new(crate::ErrorKind::Io {
-                    path: request.out_dir.display().to_string(),
-                    detail: e.to_string(),
-                })
-            })?;
-            let (assets, manifest) = flow_publish::package(&request.archives, &request.out_dir)?;
+            let (assets, manifest) = package_blocking(&request.archives, &request.out_dir).await?;
             plan.assets.clone_from(&assets);
             let release = publisher.release(&plan).await?;
             Ok(PublishReport {
@@ -160,4 +154,29 @@ impl Orchestrator {
         .instrument(tracing::info_span!("flow.publish", version = %request.version))
         .await
     }
+}
+
+/// Creates `out_dir` and packages `archives` into it on the blocking pool: reading the sources,
+/// compressing and hashing them is file and CPU work that must not stall the runtime's workers.
+async fn package_blocking(
+    archives: &[ArchiveSpec],
+    out_dir: &Path,
+) -> Result<(Vec<Asset>, Manifest)> {
+    let archives = archives.to_vec();
+    let out_dir = out_dir.to_path_buf();
+    let io_error = |path: &Path, detail: String| {
+        Error::new(crate::ErrorKind::Io {
+            path: path.display().to_string(),
+            detail,
+        })
+    };
+    let joined = tokio::task::spawn_blocking({
+        let out_dir = out_dir.clone();
+        move || -> Result<(Vec<Asset>, Manifest)> {
+            std::fs::create_dir_all(&out_dir).map_err(|e| io_error(&out_dir, e.to_string()))?;
+            Ok(flow_publish::package(&archives, &out_dir)?)
+        }
+    })
+    .await;
+    joined.map_err(|e| io_error(&out_dir, format!("packaging task failed: {e}")))?
 }
