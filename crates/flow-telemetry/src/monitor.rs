@@ -227,7 +227,7 @@ impl Monitor {
                 emit(AlertKind::DurationShift, sig, "duration_ms", x, &link);
             }
             if let Some(max) = st.th.max_duration_ms {
-                let sig = st.over_duration.observe(d > max as i64);
+                let sig = st.over_duration.observe(exceeds(d, max));
                 let sig = with_threshold(sig, max as f64);
                 emit(AlertKind::DurationThreshold, sig, "duration_ms", x, &link);
             }
@@ -237,7 +237,7 @@ impl Monitor {
             let sig = st.queue.observe(x);
             emit(AlertKind::QueueOutlier, sig, "queue_ms", x, &link);
             if let Some(max) = st.th.max_queue_ms {
-                let sig = with_threshold(st.over_queue.observe(q > max as i64), max as f64);
+                let sig = with_threshold(st.over_queue.observe(exceeds(q, max)), max as f64);
                 emit(AlertKind::QueueThreshold, sig, "queue_ms", x, &link);
             }
         }
@@ -345,6 +345,13 @@ impl Monitor {
     }
 }
 
+/// Whether a measured `ms` (negative under clock skew) is above the configured `max`, compared
+/// without casting: `max as i64` would wrap a `max` above `i64::MAX` to a negative bound that
+/// every run exceeds.
+fn exceeds(ms: i64, max: u64) -> bool {
+    u64::try_from(ms).is_ok_and(|ms| ms > max)
+}
+
 fn with_threshold(sig: Signal, threshold: f64) -> Signal {
     match sig {
         Signal::Fire { score, .. } => Signal::Fire {
@@ -426,6 +433,15 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::generator::{GeneratorConfig, generate};
+
+    #[test]
+    fn a_threshold_above_i64_max_is_never_exceeded() {
+        assert!(!exceeds(i64::MAX, u64::MAX));
+        assert!(!exceeds(1_000, u64::MAX));
+        assert!(!exceeds(-5, 0));
+        assert!(exceeds(1_001, 1_000));
+        assert!(!exceeds(1_000, 1_000));
+    }
 
     #[test]
     fn memory_is_bounded_by_the_window() {
