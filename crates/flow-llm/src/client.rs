@@ -325,7 +325,8 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        // Capped like `Retry-After`: `from_secs_f64` panics on a value past `Duration::MAX`.
+        return Some(Duration::from_secs_f64((ms / 1000.0).min(86_400.0)));
     }
     let value = header_str(headers, "retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
@@ -347,6 +348,17 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_capped_not_a_panic() {
+        let now = SystemTime::UNIX_EPOCH;
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1e300")]), now),
+            day
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "1e300")]), now), day);
     }
 
     #[test]
