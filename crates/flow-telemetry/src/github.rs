@@ -248,7 +248,8 @@ impl GitHubClient {
                 r.remaining = u64::try_from(v).ok();
             }
             if let Some(v) = num("x-ratelimit-reset") {
-                r.reset_ms = Some(v * 1000);
+                // Saturating: the header is the server's word, and must not overflow.
+                r.reset_ms = Some(v.saturating_mul(1000));
             }
         }
     }
@@ -267,7 +268,11 @@ impl GitHubClient {
         if header("x-ratelimit-remaining") == Some(0)
             && let Some(reset) = header("x-ratelimit-reset")
         {
-            let ms = (reset * 1000 - self.clock.now_ms()).max(0) + 1000;
+            let ms = reset
+                .saturating_mul(1000)
+                .saturating_sub(self.clock.now_ms())
+                .max(0)
+                .saturating_add(1000);
             return Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }
         // A secondary limit without `retry-after`: GitHub asks for at least a minute.
@@ -391,7 +396,7 @@ impl GitHubClient {
             if known.remaining == Some(0)
                 && let Some(reset) = known.reset_ms
             {
-                let wait = reset - self.clock.now_ms();
+                let wait = reset.saturating_sub(self.clock.now_ms());
                 if wait > 0 {
                     let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0) + 1000);
                     if wait > self.cfg.max_wait {

@@ -215,6 +215,25 @@ async fn primary_rate_limit_waits_until_the_reset() {
 }
 
 #[tokio::test]
+async fn an_absurd_reset_header_is_a_rate_limit_error_not_an_overflow() {
+    let r = rig("").await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", i64::MAX.to_string().as_str())
+                .set_body_string(r#"{"message":"API rate limit exceeded"}"#),
+        )
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let err = r.source.runs(&RunQuery::new()).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    assert!(r.sleeper.slept().is_empty());
+}
+
+#[tokio::test]
 async fn secondary_rate_limit_honours_retry_after() {
     let r = rig("").await;
     r.runs.add(1..=3, Some("success"));
