@@ -222,10 +222,9 @@ impl CacheStore for RedisStore {
     }
 
     async fn put(&self, key: &Key, entry: Entry) {
-        let px = entry.envelope.remaining_ms(self.clock.now_ms());
-        if px == 0 {
+        let Some(px) = expiry_ms(entry.envelope.remaining_ms(self.clock.now_ms())) else {
             return; // already past stale_until: nothing worth storing
-        }
+        };
         let mut cmd = redis::cmd("SET");
         cmd.arg(key.redis_key())
             .arg(encode(&entry))
@@ -239,6 +238,16 @@ impl CacheStore for RedisStore {
             .run("del", key, redis::cmd("DEL").arg(key.redis_key()))
             .await;
     }
+}
+
+/// The longest `PX` sent: Redis rejects an expiry whose deadline overflows a signed 64-bit
+/// count of milliseconds, which would make every put of a near-eternal entry fail. 2^62 ms is
+/// over a hundred million years, and leaves room for the server's clock.
+const MAX_PX_MS: u64 = 1 << 62;
+
+/// The `PX` argument for an entry `remaining_ms` from its `stale_until`, `None` when expired.
+fn expiry_ms(remaining_ms: u64) -> Option<u64> {
+    (remaining_ms > 0).then(|| remaining_ms.min(MAX_PX_MS))
 }
 
 #[cfg(test)]
@@ -260,6 +269,14 @@ mod tests {
         fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn expiry_is_capped_below_what_redis_rejects() {
+        assert_eq!(expiry_ms(0), None);
+        assert_eq!(expiry_ms(1_500), Some(1_500));
+        assert_eq!(expiry_ms(u64::MAX), Some(MAX_PX_MS));
+        assert!(MAX_PX_MS + 4_102_444_800_000 < i64::MAX as u64); // + 2100-01-01 in ms
     }
 
     #[test]

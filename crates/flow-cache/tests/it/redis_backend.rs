@@ -131,6 +131,30 @@ async fn set_get_and_expiry_is_stale_until() {
 }
 
 #[tokio::test]
+async fn a_near_eternal_entry_is_stored_not_rejected_by_redis() {
+    let server = RedisServer::start();
+    let clock = clock_now();
+    let store = RedisStore::new(&config(server.url()))
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    let k = key("eternal");
+    // stale_until saturates at u64::MAX ms: a PX Redis would refuse as out of range.
+    let entry = Entry::new(
+        Envelope::new(clock.now_ms(), Duration::MAX, Duration::MAX),
+        b"forever".to_vec(),
+    );
+    bounded("put", store.put(&k, entry.clone())).await;
+    assert_eq!(bounded("get", store.get(&k)).await, Some(entry));
+    let mut conn = raw(&server).await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(k.redis_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(pttl > 1 << 61, "PTTL {pttl}");
+}
+
+#[tokio::test]
 async fn stale_if_error_through_redis() {
     let server = RedisServer::start();
     let clock = clock_now();
