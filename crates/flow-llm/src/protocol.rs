@@ -426,10 +426,12 @@ impl ChatRequest {
         self
     }
 
-    /// Sets the deadline to `timeout` from now.
+    /// Sets the deadline to `timeout` from now; a `timeout` too long to represent as an instant
+    /// (e.g. `Duration::MAX`) sets no deadline.
     #[must_use]
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        self.with_deadline(tokio::time::Instant::now() + timeout)
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.options.deadline = tokio::time::Instant::now().checked_add(timeout);
+        self
     }
 
     /// Sets how long a cached answer stays fresh.
@@ -750,6 +752,14 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[tokio::test]
+    async fn an_unrepresentable_timeout_is_no_deadline_not_a_panic() {
+        let r = ChatRequest::new("m").with_timeout(Duration::MAX);
+        assert_eq!(r.options.deadline, None);
+        let r = ChatRequest::new("m").with_timeout(Duration::from_secs(5));
+        assert!(r.options.deadline.is_some());
+    }
 
     #[test]
     fn lenient_response_parses() {

@@ -165,7 +165,9 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                     let unit = rand::rng().random::<f64>();
                     let delay = self.policy.delay(attempt, e.retry_after(), unit);
                     if let Some(deadline) = request.options.deadline
-                        && tokio::time::Instant::now() + delay >= deadline
+                        && tokio::time::Instant::now()
+                            .checked_add(delay)
+                            .is_none_or(|at| at >= deadline)
                     {
                         tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %e,
                             "not retrying: the wait would pass the deadline");

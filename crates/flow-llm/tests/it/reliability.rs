@@ -213,6 +213,27 @@ async fn never_sleeps_past_the_deadline() {
     assert!(sleeper.waits().is_empty());
 }
 
+#[tokio::test]
+async fn an_unrepresentable_backoff_is_past_the_deadline_not_a_panic() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sleeper = RecordingSleeper::new();
+    let policy = RetryPolicy::default()
+        .with_base_delay(Duration::MAX)
+        .with_max_delay(Duration::MAX);
+    let e = Retry::new(client(&server), policy)
+        .with_sleeper(sleeper.clone())
+        .complete(&ask().with_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(503));
+    assert!(sleeper.waits().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_tokio_sleeper_waits_in_virtual_time() {
     // Paused time: the real 8 s of backoff ceilings pass instantly.
