@@ -143,6 +143,14 @@ impl GitHubPublisher {
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
             .unwrap_or_else(|| body.chars().take(200).collect());
+        // A proxy or server that echoes the request's headers must not put the token in the
+        // error.
+        let token = self.token.expose_secret();
+        let message = if token.len() >= 4 && message.contains(token) {
+            message.replace(token, "[redacted]")
+        } else {
+            message
+        };
         Err(Error::new(http_error(operation, Some(status), message)))
     }
 

@@ -496,6 +496,24 @@ async fn errors_name_the_operation_and_never_the_token() {
 }
 
 #[tokio::test]
+async fn a_server_echoing_the_authorization_header_does_not_leak_the_token() {
+    let s = setup().await;
+    Mock::given(method("GET"))
+        .and(path(RELEASES))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_string("bad request; you sent: Authorization: Bearer t0ken-value"),
+        )
+        .mount(&s.api)
+        .await;
+    let err = s.publisher().release(&s.plan).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "github: list releases: status 400: bad request; you sent: Authorization: Bearer [redacted]"
+    );
+}
+
+#[tokio::test]
 async fn dry_run_prints_each_step() {
     let s = setup().await;
     let dry = DryRunPublisher::new(Vec::new());
