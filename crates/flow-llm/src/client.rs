@@ -29,6 +29,9 @@ const REQUEST_ID_HEADERS: &[&str] = &[
 pub struct HttpClient {
     config: ClientConfig,
     endpoint: String,
+    /// The password of a `user:pass@` base URL, as it appears in URLs (percent-encoded), so
+    /// that transport errors quoting the URL can be redacted.
+    url_password: Option<String>,
     http: reqwest::Client,
 }
 
@@ -68,9 +71,11 @@ impl HttpClient {
             .user_agent(concat!("flow-llm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::config("the HTTP client could not be built").with_source(e))?;
+        let url_password = parsed.password().map(str::to_owned);
         Ok(Self {
             config,
             endpoint,
+            url_password,
             http,
         })
     }
@@ -92,8 +97,10 @@ impl HttpClient {
         self.config
             .api_key
             .as_ref()
-            .map(|k| vec![k.expose_secret()])
-            .unwrap_or_default()
+            .map(|k| k.expose_secret())
+            .into_iter()
+            .chain(self.url_password.as_deref())
+            .collect()
     }
 
     /// Applies the default model and the quirks, and validates the prompt; borrows when

@@ -58,11 +58,23 @@ pub struct ClientConfig {
     pub(crate) quirks: Quirks,
 }
 
+/// `url` with the password of a `user:pass@` part replaced, for `Debug`.
+fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            // Setting a password fails only for URLs that cannot have one, which this has.
+            let _ = u.set_password(Some("[redacted]"));
+            std::borrow::Cow::Owned(u.to_string())
+        }
+        _ => std::borrow::Cow::Borrowed(url),
+    }
+}
+
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
             .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
+            .field("base_url", &redacted_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("model", &self.model)
             .field("timeout", &self.timeout)

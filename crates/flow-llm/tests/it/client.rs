@@ -342,3 +342,21 @@ async fn prompts_are_logged_only_at_trace_level_and_redacted() {
         assert!(line.contains("TRACE"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn credentials_in_the_base_url_never_reach_errors_or_debug() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let c = HttpClient::new(ClientConfig::compatible(
+        &format!("http://proxyuser:hunter2-proxy-pass@{addr}/v1"),
+        None,
+        "m",
+    ))
+    .unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+    let e = c.complete(&ask()).await.unwrap_err();
+    assert_eq!(e.kind(), &ErrorKind::Connection, "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+}
