@@ -290,8 +290,10 @@ impl GitHubClient {
         path.split('?').next().unwrap_or(path).to_string()
     }
 
-    fn http_error(method: &str, uri: &str, status: StatusCode, body: &str) -> Error {
-        let message = serde_json::from_str::<serde_json::Value>(body)
+    /// The error for a failed request, quoting GitHub's `message` with the token (should a proxy
+    /// or server echo it) replaced by `[redacted]`.
+    fn http_error(&self, method: &str, uri: &str, status: StatusCode, body: &str) -> Error {
+        let mut message = serde_json::from_str::<serde_json::Value>(body)
             .ok()
             .and_then(|v| {
                 v.get("message")
@@ -299,6 +301,12 @@ impl GitHubClient {
                     .map(str::to_string)
             })
             .unwrap_or_default();
+        if let Some(token) = &self.cfg.token {
+            let token = secrecy::ExposeSecret::expose_secret(token);
+            if !token.is_empty() && message.contains(token) {
+                message = message.replace(token, "[redacted]");
+            }
+        }
         Error::new(ErrorKind::Http {
             method: method.into(),
             path: Self::path_only(uri),
@@ -352,7 +360,7 @@ impl GitHubClient {
                     not_modified: true,
                 });
             }
-            return Err(Self::http_error("GET", uri, status, ""));
+            return Err(self.http_error("GET", uri, status, ""));
         }
         if self.cfg.conditional
             && let Some(etag) = h.get(http::header::ETAG)
@@ -472,7 +480,7 @@ impl GitHubClient {
                 self.sleeper.sleep(backoff(attempt)).await;
                 continue;
             }
-            return Err(Self::http_error(method, uri, status, &text));
+            return Err(self.http_error(method, uri, status, &text));
         }
     }
 }

@@ -305,6 +305,31 @@ async fn not_found_names_the_path_and_message() {
 }
 
 #[tokio::test]
+async fn an_echoed_token_in_the_error_message_is_redacted() {
+    let r = rig("").await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_string(r#"{"message":"Bad credentials: Bearer ghs_not_a_real_token"}"#),
+        )
+        .with_priority(1)
+        .mount(&r.server)
+        .await;
+    let err = r.source.runs(&RunQuery::new()).await.unwrap_err();
+    assert!(!err.to_string().contains("ghs_not_a_real_token"), "{err}");
+    assert!(
+        !format!("{err:?}").contains("ghs_not_a_real_token"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("Bad credentials: Bearer [redacted]"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn enterprise_base_url_keeps_its_path() {
     let r = rig("/api/v3").await;
     r.runs.add(1..=2, Some("success"));
