@@ -30,6 +30,12 @@ pub struct ActionOutputs {
     pub issues: String,
     /// publish: the path of the file written (action.yml or the archive), or the release URL.
     pub path: String,
+    /// delegate, review-issue: the model that answered (a fallback model when the model
+    /// failed).
+    pub model: String,
+    /// delegate, review-issue: usage as JSON: model, from_cache, attempts, prompt_tokens,
+    /// completion_tokens, cached_tokens, total_tokens.
+    pub usage: String,
 }
 
 /// The generated metadata of the composite action.

@@ -9,6 +9,7 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use crate::cli::{Cli, SECRET_INPUTS};
 use crate::gha;
 use crate::report::{self, Mode, Sinks};
+use crate::settings::{self, Ctx, Inputs};
 
 /// Runs `flow` with the process's arguments and environment.
 pub fn main() -> ExitCode {
@@ -33,6 +34,7 @@ pub fn run(
         Mode::Terminal
     };
     let mut command = Cli::command();
+    let mut inputs = Inputs::new();
     if mode == Mode::Actions {
         // Before anything else reaches the log: the runner masks these from here on.
         for line in masks(&command, lookup) {
@@ -40,14 +42,14 @@ pub fn run(
                 return ExitCode::FAILURE;
             }
         }
-        command = with_input_env(command, lookup);
+        command = settings::with_inputs(command, lookup, &mut inputs);
         if args.len() <= 1 {
             // `flow` alone in a step: the subcommand comes from the `command` input.
             let words = gha::input(lookup, "command").unwrap_or_else(|| "monitor".to_owned());
             args.extend(words.split_whitespace().map(OsString::from));
         }
     }
-    let matches = match command.try_get_matches_from(args) {
+    let matches = match command.try_get_matches_from_mut(args) {
         Ok(m) => m,
         Err(e) => return clap_error(&e, mode, stdout),
     };
@@ -62,7 +64,13 @@ pub fn run(
     };
     let json = cli.global.json;
     let name = sub.name();
-    let result = crate::commands::run(sub, &cli.global, mode).and_then(|o| {
+    let ctx = Ctx {
+        mode,
+        json,
+        lookup,
+        given: settings::given(&command, &matches, &inputs),
+    };
+    let result = crate::commands::run(sub, &ctx).and_then(|o| {
         let title = format!("flow {name}");
         report::present(&title, &o, mode, json, &Sinks::from_env(lookup), stdout)?;
         Ok(o.failure)
@@ -113,20 +121,22 @@ fn clap_error(e: &clap::Error, mode: Mode, stdout: &mut dyn std::io::Write) -> E
 /// back to (`OPENAI_API_KEY`, `GITHUB_TOKEN`, …).
 pub fn masks(command: &clap::Command, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let mut vars: Vec<String> = Vec::new();
-    for name in SECRET_INPUTS {
-        vars.push(gha::input_var(name));
-        vars.push(gha::input_var_underscore(name));
-    }
-    // Read by the LLM client for azure without a flag of its own.
-    vars.push("AZURE_OPENAI_API_KEY".to_owned());
     for_each_arg(command, &mut |arg| {
-        if arg.get_long().is_some_and(|l| SECRET_INPUTS.contains(&l))
-            && let Some(env) = arg.get_env().and_then(|e| e.to_str())
-        {
-            vars.push(env.to_owned());
+        if let Some(long) = arg.get_long().filter(|l| SECRET_INPUTS.contains(l)) {
+            for var in [gha::input_var(long), gha::input_var_underscore(long)] {
+                if !vars.contains(&var) {
+                    vars.push(var);
+                }
+            }
         }
     });
-    vars.dedup();
+    // Every secret variable of the registry (OPENAI_API_KEY, GITHUB_TOKEN, ...).
+    vars.extend(
+        flow_orchestrator::env::ALL
+            .iter()
+            .filter(|v| v.secret)
+            .map(|v| v.name.to_owned()),
+    );
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for var in vars {
@@ -147,33 +157,6 @@ fn for_each_arg(command: &clap::Command, f: &mut dyn FnMut(&clap::Arg)) {
     for sub in command.get_subcommands() {
         for_each_arg(sub, f);
     }
-}
-
-/// Makes every option also readable from its input variable (`INPUT_MAX-RUNS` or
-/// `INPUT_MAX_RUNS` for `--max-runs`), which then wins over the option's own variable and
-/// default, but not over a flag on the command line.
-pub fn with_input_env(
-    mut command: clap::Command,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> clap::Command {
-    let ids: Vec<(clap::Id, String)> = command
-        .get_arguments()
-        .filter_map(|a| Some((a.get_id().clone(), a.get_long()?.to_owned())))
-        .filter(|(_, long)| long != "help" && long != "version")
-        .collect();
-    for (id, long) in ids {
-        if let Some(var) = gha::input_source(lookup, &long) {
-            command = command.mut_arg(id, |a| a.env(var));
-        }
-    }
-    let subs: Vec<String> = command
-        .get_subcommands()
-        .map(|s| s.get_name().to_owned())
-        .collect();
-    for name in subs {
-        command = command.mut_subcommand(name, |s| with_input_env(s, lookup));
-    }
-    command
 }
 
 fn init_logging(filter: Option<&str>, lookup: &dyn Fn(&str) -> Option<String>, mode: Mode) {
@@ -205,18 +188,6 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    fn env_of(cmd: &clap::Command, path: &[&str], long: &str) -> Option<String> {
-        let mut cmd = cmd.clone();
-        for p in path {
-            cmd = cmd.find_subcommand(p).unwrap().clone();
-        }
-        let arg = cmd
-            .get_arguments()
-            .find(|a| a.get_long() == Some(long))
-            .unwrap();
-        arg.get_env().map(|e| e.to_string_lossy().into_owned())
-    }
-
     #[test]
     fn options_read_their_input_variable_in_either_spelling() {
         let lookup = env(&[
@@ -224,34 +195,64 @@ mod tests {
             ("INPUT_OPEN_ISSUES", "true"),
             ("INPUT_API-KEY", ""),
             ("INPUT_API_KEY", "sk"),
+            ("OPENAI_API_KEY", "sk-env"),
+            ("GITHUB_TOKEN", "ghs_env"),
             ("INPUT_JSON", "true"),
             ("INPUT_TAG", "v1"),
+            ("INPUT_LABEL", "a, b"),
         ]);
-        let cmd = with_input_env(Cli::command(), &lookup);
-        let m = ["monitor"];
+        let mut inputs = Inputs::new();
+        let mut cmd = settings::with_inputs(Cli::command(), &lookup, &mut inputs);
+        let get = |long: &str| inputs.get(long).map(String::as_str);
+        assert_eq!(get("max-runs"), Some("INPUT_MAX-RUNS"));
+        assert_eq!(get("open-issues"), Some("INPUT_OPEN_ISSUES"));
+        // The non-empty spelling of the input is the one read ...
+        assert_eq!(get("api-key"), Some("INPUT_API_KEY"));
+        // ... and an option without an input is left to the settings (GITHUB_TOKEN).
+        assert_eq!(get("github-token"), None);
+        assert_eq!(get("triage"), None);
+        assert_eq!(get("json"), Some("INPUT_JSON"));
+        assert_eq!(get("tag"), Some("INPUT_TAG"));
+        let matches = cmd.try_get_matches_from_mut(["flow", "monitor"]).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert!(cli.global.json);
+        let Some(crate::cli::Command::Monitor(m)) = cli.command else {
+            panic!("not monitor")
+        };
+        assert_eq!(m.max_runs, Some(17));
+        assert!(m.open_issues);
+        assert_eq!(m.label, ["a", "b"]);
+        // The input wins over OPENAI_API_KEY, GITHUB_TOKEN fills in, each named as the source.
+        let ctx = Ctx {
+            mode: Mode::Actions,
+            json: true,
+            lookup: &lookup,
+            given: settings::given(&cmd, &matches, &inputs),
+        };
+        let s = ctx.settings().unwrap();
+        use secrecy::ExposeSecret as _;
         assert_eq!(
-            env_of(&cmd, &m, "max-runs").as_deref(),
-            Some("INPUT_MAX-RUNS")
+            s.credentials.api_key.as_ref().unwrap().expose_secret(),
+            "sk"
         );
+        assert_eq!(s.origin("llm.api_key").to_string(), "input INPUT_API_KEY");
+        assert_eq!(s.origin("github.token").to_string(), "env GITHUB_TOKEN");
+        assert_eq!(s.config.telemetry.max_pages, 1);
         assert_eq!(
-            env_of(&cmd, &m, "open-issues").as_deref(),
-            Some("INPUT_OPEN_ISSUES")
+            s.origin("telemetry.max_pages").to_string(),
+            "input INPUT_MAX-RUNS"
         );
-        // The input replaces the option's own variable (OPENAI_API_KEY) ...
+        // A flag on the command line wins over the input.
+        let matches = cmd
+            .try_get_matches_from_mut(["flow", "monitor", "--max-runs", "250"])
+            .unwrap();
+        let given = settings::given(&cmd, &matches, &inputs);
+        let ctx = Ctx { given, ..ctx };
+        let s = ctx.settings().unwrap();
+        assert_eq!(s.config.telemetry.max_pages, 3);
         assert_eq!(
-            env_of(&cmd, &m, "api-key").as_deref(),
-            Some("INPUT_API_KEY")
-        );
-        // ... which stays when the input is absent.
-        assert_eq!(
-            env_of(&cmd, &m, "github-token").as_deref(),
-            Some("GITHUB_TOKEN")
-        );
-        assert_eq!(env_of(&cmd, &m, "triage"), None);
-        assert_eq!(env_of(&cmd, &[], "json").as_deref(), Some("INPUT_JSON"));
-        assert_eq!(
-            env_of(&cmd, &["publish", "release"], "tag").as_deref(),
-            Some("INPUT_TAG")
+            s.origin("telemetry.max_pages").to_string(),
+            "flag --max-runs"
         );
     }
 

@@ -51,8 +51,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     #[schemars(default)]
     pub json: bool,
-    /// Configuration file (flow.toml or .github/flow.yml); found automatically when omitted.
-    #[arg(long, global = true, value_name = "PATH", env = "FLOW_CONFIG")]
+    /// Configuration file (flow.toml or .github/flow.yml; FLOW_CONFIG); found automatically
+    /// when omitted.
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Log filter for stderr, e.g. `info` or `flow=debug` (also RUST_LOG).
     #[arg(long, global = true, value_name = "FILTER")]
@@ -72,6 +73,10 @@ pub enum Command {
     /// Ship this binary as a GitHub Action: metadata, archives, releases.
     #[command(subcommand)]
     Publish(PublishCommand),
+    /// Print the effective settings (monitor's options, the LLM's, GitHub's) and where each
+    /// came from: default, configuration file and key, environment variable, flag or input.
+    /// Secrets show as [redacted].
+    Config(ConfigArgs),
 }
 
 impl Command {
@@ -84,6 +89,7 @@ impl Command {
             Self::Publish(PublishCommand::Metadata(_)) => "publish metadata",
             Self::Publish(PublishCommand::Package(_)) => "publish package",
             Self::Publish(PublishCommand::Release(_)) => "publish release",
+            Self::Config(_) => "config",
         }
     }
 }
@@ -174,12 +180,7 @@ pub struct LlmArgs {
     pub base_url: Option<String>,
     /// API key (OPENAI_API_KEY); for github-models a GitHub token (GITHUB_TOKEN when omitted).
     /// Secret.
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "OPENAI_API_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "KEY")]
     #[schemars(with = "Option<String>")]
     pub api_key: Option<Secret>,
     /// Timeout of one HTTP attempt, in seconds (FLOW_LLM_TIMEOUT_SECS; default 60).
@@ -192,14 +193,26 @@ pub struct LlmArgs {
     #[arg(long, value_name = "SECS")]
     pub cache_ttl_secs: Option<u64>,
     /// Redis URL for --cache redis (FLOW_CACHE_URL). Secret: it may hold a password.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "FLOW_CACHE_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "URL")]
     #[schemars(with = "Option<String>")]
     pub redis_url: Option<Secret>,
+    /// Retries of a retryable failure (5xx, 429, timeouts) before giving up or falling back
+    /// (FLOW_LLM_MAX_RETRIES; default 3).
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// A model to try when the model fails after its retries with an error another model may
+    /// not have (5xx, 429 insufficient_quota, timeouts; never 401); repeat or comma-separate
+    /// for a chain (FLOW_LLM_FALLBACK_MODELS). The output names the model that answered.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    #[schemars(with = "Option<String>")]
+    pub fallback_model: Vec<String>,
+    /// The most completion tokens of one answer (FLOW_LLM_MAX_TOKENS).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+    /// The most tokens (prompt plus completion) this invocation may spend; cache hits are
+    /// free (FLOW_LLM_TOKEN_BUDGET).
+    #[arg(long, value_name = "N")]
+    pub token_budget: Option<u64>,
 }
 
 fn default_format() -> ReportFormat {
@@ -215,12 +228,7 @@ pub struct GithubArgs {
     #[arg(long, value_name = "OWNER/NAME")]
     pub repo: Option<String>,
     /// GitHub token (GITHUB_TOKEN). Secret.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "GITHUB_TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "TOKEN")]
     #[schemars(with = "Option<String>")]
     pub github_token: Option<Secret>,
     /// GitHub REST API base URL (GITHUB_API_URL; default `https://api.github.com`), for GitHub
@@ -233,9 +241,19 @@ pub struct GithubArgs {
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct DelegateArgs {
-    /// The question or task for the model (required for delegate).
-    #[arg(long, value_name = "TEXT", required = true)]
+    /// The question or task for the model, or @path (required for delegate, unless
+    /// --prompt-file).
+    #[arg(long, value_name = "TEXT|@PATH")]
     pub prompt: Option<String>,
+    /// A GitHub prompt file (`.prompt.yml`: messages with {{var}} placeholders, model,
+    /// modelParameters, responseFormat and jsonSchema), as actions/ai-inference reads it.
+    #[arg(long, value_name = "PATH", conflicts_with = "prompt")]
+    pub prompt_file: Option<PathBuf>,
+    /// A value for a {{name}} placeholder of --prompt-file, as name=value (@path reads a
+    /// file); repeat for each variable. As an input: one name=value per line.
+    #[arg(long, value_name = "NAME=VALUE", value_delimiter = '\n')]
+    #[schemars(with = "Option<String>")]
+    pub var: Vec<String>,
     /// System prompt: the role and the rules the model follows.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
@@ -339,6 +357,14 @@ pub struct MonitorArgs {
     pub llm: LlmArgs,
 }
 
+/// `flow config`: the options of `monitor`, which include the LLM's and GitHub's.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// The options whose settings are shown.
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
+
 /// `flow publish metadata`.
 #[derive(Debug, Clone, Args, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
@@ -390,7 +416,7 @@ pub struct ReleaseArgs {
     #[schemars(flatten)]
     pub package: PackageArgs,
     /// The commit the release tag points at (GITHUB_SHA).
-    #[arg(long, value_name = "SHA", env = "GITHUB_SHA")]
+    #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
     /// Release notes, or @path (default: the tag's CHANGELOG.md section is not read; empty).
     #[arg(long, value_name = "TEXT|@PATH")]
@@ -488,9 +514,12 @@ mod tests {
         }
         walk(&Cli::command(), &mut seen);
         for name in &seen {
-            let looks_secret = ["key", "token", "password", "redis-url"]
-                .iter()
-                .any(|w| name.contains(w));
+            // Token counts are not tokens.
+            let counts = ["max-tokens", "token-budget"].contains(&name.as_str());
+            let looks_secret = !counts
+                && ["key", "token", "password", "redis-url"]
+                    .iter()
+                    .any(|w| name.contains(w));
             assert_eq!(
                 looks_secret,
                 SECRET_INPUTS.contains(&name.as_str()),

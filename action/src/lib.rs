@@ -26,3 +26,4 @@ pub mod commands;
 pub mod gha;
 pub mod progress;
 pub mod report;
+pub mod settings;

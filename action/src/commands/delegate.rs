@@ -1,113 +1,244 @@
 //! `flow delegate` and `flow review-issue`: decisions from an LLM.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
-use flow_llm::ResponseFormat;
 use flow_llm::protocol::JsonSchemaFormat;
-use flow_orchestrator::Orchestrator;
-use schemars::JsonSchema;
+use flow_llm::{CacheStatus, ChatRequest, ChatResponse, ResponseFormat};
+use flow_orchestrator::{Orchestrator, Settings};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::llm::{self, Overlay, text_or_file};
-use crate::cli::{DelegateArgs, GlobalArgs, LlmArgs, ReviewIssueArgs};
+use super::llm::{self, text_or_file};
+use crate::cli::{DelegateArgs, ReviewIssueArgs};
 use crate::report::Outcome;
+use crate::settings::Ctx;
 
 /// The typed answer of `--choices`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 struct Pick {
-    /// Exactly one of the offered choices.
     choice: String,
-    /// One sentence: why.
     reason: String,
 }
 
-/// The orchestrator for an LLM subcommand, and the runtime it lives in.
+/// The strict schema of a `--choices` answer: `choice` is one of `choices` (an `enum` the
+/// server enforces), `reason` one sentence.
+pub(crate) fn choices_schema(choices: &[String]) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "choice": {
+                "type": "string",
+                "enum": choices,
+                "description": "Exactly one of the offered choices."
+            },
+            "reason": {"type": "string", "description": "One sentence: why."}
+        },
+        "required": ["choice", "reason"],
+        "additionalProperties": false
+    })
+}
+
+/// The orchestrator for an LLM subcommand, the settings it came from, and its runtime.
 fn orchestrator(
-    global: &GlobalArgs,
-    llm_args: &LlmArgs,
-) -> anyhow::Result<(tokio::runtime::Runtime, Orchestrator)> {
-    let mut overlay = Overlay::default();
-    overlay.llm(llm_args);
-    let config = llm::config(global, &overlay)?;
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<(tokio::runtime::Runtime, Orchestrator, Settings)> {
+    let settings = ctx.settings()?;
     let rt = llm::runtime()?;
     let orchestrator = {
         let _guard = rt.enter();
-        llm::builder(&config, &overlay)?.build()?
+        llm::builder(&settings)?.build()?
     };
-    Ok((rt, orchestrator))
+    Ok((rt, orchestrator, settings))
 }
 
-pub(crate) fn delegate(args: &DelegateArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let prompt = args.prompt.as_deref().context("--prompt is required")?;
-    let prompt = text_or_file(prompt)?;
+/// `name=value` pairs of `--var` (`@path` values read from files).
+fn variables(vars: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for v in vars.iter().filter(|v| !v.trim().is_empty()) {
+        let (name, value) = v
+            .split_once('=')
+            .with_context(|| format!("--var {v:?}: expected name=value"))?;
+        let name = name.trim();
+        anyhow::ensure!(!name.is_empty(), "--var {v:?}: expected a name before '='");
+        out.insert(name.to_owned(), text_or_file(value)?);
+    }
+    Ok(out)
+}
+
+/// The request of `--prompt-file`: its messages with the variables filled in, its model
+/// parameters and response format; the configured model unless the file names one and no
+/// model was configured.
+fn prompt_file_request(
+    args: &DelegateArgs,
+    orch: &Orchestrator,
+    settings: &Settings,
+) -> anyhow::Result<Option<ChatRequest>> {
+    let Some(path) = &args.prompt_file else {
+        return Ok(None);
+    };
+    let file = flow_llm::prompt::PromptFile::load(path)
+        .with_context(|| format!("--prompt-file {}", path.display()))?;
+    let mut request = file
+        .to_request(&variables(&args.var)?)
+        .with_context(|| format!("--prompt-file {}", path.display()))?;
+    if settings.origin("llm.model").is_set() || request.model.is_empty() {
+        request.model = orch.model_name().to_owned();
+    }
+    Ok(Some(orch.complete_request(request)))
+}
+
+/// What the answer cost and where it came from, for `--json` and the outputs.
+fn usage_json(response: &ChatResponse, orch: &Orchestrator) -> Value {
+    let totals = orch.usage();
+    let from_cache = matches!(
+        response.meta.cache,
+        CacheStatus::Hit | CacheStatus::Coalesced | CacheStatus::Stale
+    );
+    json!({
+        "model": response.meta.model,
+        "provider": response.meta.provider,
+        "fallback_index": response.meta.fallback_index,
+        "from_cache": from_cache,
+        "cache": format!("{:?}", response.meta.cache).to_lowercase(),
+        "attempts": response.meta.attempts,
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "cached_tokens": totals.cached_tokens,
+        "total_tokens": totals.total_tokens,
+    })
+}
+
+pub(crate) fn delegate(args: &DelegateArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => Some(text_or_file(p)?),
+        (None, Some(_)) => None,
+        (None, None) => anyhow::bail!("--prompt is required (or --prompt-file)"),
+    };
     let system = args.system.as_deref().map(text_or_file).transpose()?;
-    let (rt, orch) = orchestrator(global, &args.llm)?;
-    let (answer, mut json, model) = if !args.choices.is_empty() {
+    let (rt, orch, settings) = orchestrator(ctx)?;
+    let model = orch
+        .chat_model()
+        .context("no LLM is configured: set --provider and its key (or OPENAI_API_KEY)")?
+        .clone();
+    let base = match prompt_file_request(args, &orch, &settings)? {
+        Some(mut request) => {
+            if let Some(system) = &system {
+                request
+                    .messages
+                    .insert(0, flow_llm::Message::system(system.clone()));
+            }
+            request
+        }
+        None => orch.request(system.as_deref(), prompt.as_deref().unwrap_or_default()),
+    };
+    let strict = |name: &str, schema: Value| ResponseFormat::JsonSchema {
+        json_schema: JsonSchemaFormat {
+            name: name.into(),
+            description: None,
+            schema: Some(schema),
+            strict: Some(true),
+        },
+    };
+    let (answer, mut json, response) = if !args.choices.is_empty() {
         let choices = args.choices.join(", ");
-        let prompt = format!("{prompt}\n\nAnswer with exactly one of these choices: {choices}.");
-        let decision = rt.block_on(orch.delegate::<Pick>(system.as_deref(), &prompt))?;
-        let pick = decision.value;
-        anyhow::ensure!(
-            args.choices.contains(&pick.choice),
-            "the model chose {:?}, which is not one of: {choices}",
-            pick.choice
-        );
+        let mut request = base;
+        if let Some(last) = request
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.role == flow_llm::Role::User)
+            && let Some(text) = &mut last.content
+        {
+            text.push_str(&format!(
+                "\n\nAnswer with exactly one of these choices: {choices}."
+            ));
+        }
+        let request = request.with_response_format(strict("choice", choices_schema(&args.choices)));
+        let response = rt.block_on(model.complete(&request))?;
+        let text = response.text().context("the model returned no answer")?;
+        let pick: Pick = serde_json::from_str(text)
+            .with_context(|| format!("the model's answer is not a choice: {text}"))?;
+        if !args.choices.contains(&pick.choice) {
+            rt.block_on(model.invalidate(&request));
+            anyhow::bail!(
+                "the model chose {:?}, which is not one of: {choices}",
+                pick.choice
+            );
+        }
         let json = json!({"answer": pick.choice, "reason": pick.reason});
-        (pick.choice, json, decision.response.model)
+        (pick.choice, json, response)
     } else if let Some(schema) = &args.schema {
         let schema: Value = serde_json::from_str(&text_or_file(schema)?)
             .context("--schema: expected a JSON Schema (inline JSON or @path)")?;
-        let model = orch
-            .chat_model()
-            .context("no LLM is configured: set --provider and its key (or OPENAI_API_KEY)")?;
-        let request = orch
-            .request(system.as_deref(), &prompt)
-            .with_response_format(ResponseFormat::JsonSchema {
-                json_schema: JsonSchemaFormat {
-                    name: "answer".into(),
-                    description: None,
-                    schema: Some(schema),
-                    strict: Some(true),
-                },
-            });
+        let request = base.with_response_format(strict("answer", schema));
         let response = rt.block_on(model.complete(&request))?;
         let text = response.text().context("the model returned no answer")?;
         let value: Value = serde_json::from_str(text)
             .with_context(|| format!("the model's answer is not JSON: {text}"))?;
         let answer = serde_json::to_string(&value)?;
-        (answer, json!({"answer": value}), response.model)
+        (answer, json!({"answer": value}), response)
     } else {
-        let text = rt.block_on(orch.delegate_text(system.as_deref(), &prompt))?;
-        (text.clone(), json!({"answer": text}), String::new())
+        let response = rt.block_on(model.complete(&base))?;
+        let text = response
+            .text()
+            .filter(|t| !t.trim().is_empty())
+            .with_context(|| {
+                format!(
+                    "model {} answered with no text: expected a text answer",
+                    response.meta.model
+                )
+            })?
+            .to_owned();
+        let json = match response.text().map(serde_json::from_str::<Value>) {
+            Some(Ok(v)) if base.response_format.is_some() => json!({"answer": v}),
+            _ => json!({"answer": text}),
+        };
+        (text, json, response)
     };
-    if !model.is_empty() {
-        json["model"] = json!(model);
+    let usage = usage_json(&response, &orch);
+    if !response.meta.model.is_empty() {
+        json["model"] = json!(response.meta.model);
+    }
+    json["usage"] = usage.clone();
+    let mut text = format!("{answer}\n");
+    if response.meta.fallback_index > 0 {
+        text.push_str(&format!(
+            "(answered by the fallback model {})\n",
+            response.meta.model
+        ));
     }
     Ok(Outcome {
-        text: format!("{answer}\n"),
+        text,
         summary: Some(format!(
-            "### flow delegate\n\n**Answer:**\n\n{}\n",
+            "### flow delegate\n\n**Answer** ({}):\n\n{}\n",
+            response.meta.model,
             quote(&answer)
         )),
-        outputs: vec![("answer".into(), answer)],
+        outputs: vec![
+            ("answer".into(), answer),
+            ("model".into(), response.meta.model),
+            ("usage".into(), usage.to_string()),
+        ],
         json,
         annotations: Vec::new(),
         failure: None,
     })
 }
 
-pub(crate) fn review_issue(args: &ReviewIssueArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn review_issue(args: &ReviewIssueArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let (title, body) = match (&args.title, &args.body) {
         (Some(t), b) => (t.clone(), b.as_deref().map(text_or_file).transpose()?),
         (None, b) => {
-            let (t, eb) = issue_from_event()?;
+            let (t, eb) = issue_from_event(ctx)?;
             (t, b.as_deref().map(text_or_file).transpose()?.or(eb))
         }
     };
     let evidence = text_or_file(args.evidence.as_deref().context("--evidence is required")?)?;
     let issue = format!("# {title}\n\n{}", body.unwrap_or_default());
-    let (rt, orch) = orchestrator(global, &args.llm)?;
+    let (rt, orch, _) = orchestrator(ctx)?;
     let decision = rt.block_on(orch.review_issue(&issue, &evidence))?;
+    let usage = usage_json(&decision.response, &orch);
     let v = decision.value;
     let verdict = if v.fixed { "fixed" } else { "not fixed" };
     let mut text = format!("{verdict}: {}\n", v.message);
@@ -127,9 +258,11 @@ pub(crate) fn review_issue(args: &ReviewIssueArgs, global: &GlobalArgs) -> anyho
         outputs: vec![
             ("fixed".into(), v.fixed.to_string()),
             ("answer".into(), v.message.clone()),
+            ("model".into(), decision.response.meta.model.clone()),
+            ("usage".into(), usage.to_string()),
         ],
         json: json!({"fixed": v.fixed, "message": v.message, "refinement": v.refinement,
-            "model": decision.response.model}),
+            "model": decision.response.model, "usage": usage}),
         text,
         annotations: Vec::new(),
         failure: None,
@@ -137,10 +270,9 @@ pub(crate) fn review_issue(args: &ReviewIssueArgs, global: &GlobalArgs) -> anyho
 }
 
 /// Title and body of the issue in an `issues`/`issue_comment` event payload.
-fn issue_from_event() -> anyhow::Result<(String, Option<String>)> {
-    let path = std::env::var("GITHUB_EVENT_PATH")
-        .ok()
-        .filter(|p| !p.is_empty())
+fn issue_from_event(ctx: &Ctx<'_>) -> anyhow::Result<(String, Option<String>)> {
+    let path = ctx
+        .var(flow_orchestrator::env::GITHUB_EVENT_PATH)
         .context("--title is required (no GITHUB_EVENT_PATH with an issue event)")?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let event: Value = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;

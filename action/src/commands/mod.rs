@@ -1,25 +1,28 @@
 //! The subcommands, each turning parsed options into an [`Outcome`].
 
+mod config;
 mod delegate;
 mod llm;
 mod monitor;
 mod publish;
 
-use crate::cli::{Command, GlobalArgs, PublishCommand};
-use crate::report::{Mode, Outcome};
+use crate::cli::{Command, PublishCommand};
+use crate::report::Outcome;
+use crate::settings::Ctx;
 
 /// Runs one subcommand.
 ///
 /// # Errors
 /// Whatever the subcommand reports; the caller prints it the mode's way and exits with 1.
 #[allow(clippy::needless_pass_by_value)] // the subcommands consume their options
-pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<Outcome> {
+pub fn run(command: Command, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     match command {
-        Command::Monitor(args) => monitor::monitor(&args, global, mode),
+        Command::Monitor(args) => monitor::monitor(&args, ctx),
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
-        Command::Delegate(args) => delegate::delegate(&args, global),
-        Command::ReviewIssue(args) => delegate::review_issue(&args, global),
-        Command::Publish(PublishCommand::Release(args)) => publish::release(&args, global),
+        Command::Delegate(args) => delegate::delegate(&args, ctx),
+        Command::ReviewIssue(args) => delegate::review_issue(&args, ctx),
+        Command::Publish(PublishCommand::Release(args)) => publish::release(&args, ctx),
+        Command::Config(_) => config::config(ctx),
     }
 }

@@ -14,14 +14,14 @@ use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::source::file::FileSource;
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::{DryRunSink, RunSource, Severity};
-use secrecy::SecretString;
 use serde::Serialize;
 
-use super::llm::{self, Overlay};
-use crate::cli::{GlobalArgs, MonitorArgs, ReportFormat};
+use super::llm;
+use crate::cli::{MonitorArgs, ReportFormat};
 use crate::gha::{Annotation, Level};
 use crate::progress::{Progress, ProgressSource};
 use crate::report::{Mode, Outcome};
+use crate::settings::Ctx;
 
 /// Where the runs came from.
 #[derive(Debug, Clone, Serialize)]
@@ -42,58 +42,34 @@ impl std::fmt::Display for Origin {
     }
 }
 
-pub(crate) fn monitor(
-    args: &MonitorArgs,
-    global: &GlobalArgs,
-    mode: Mode,
-) -> anyhow::Result<Outcome> {
-    let mut overlay = Overlay::default();
-    overlay.llm(&args.llm);
-    overlay.github(&args.github);
-    if let Some(w) = &args.workflow {
-        overlay.set("FLOW_WORKFLOW", w.clone());
-    }
-    if let Some(n) = args.max_runs {
-        overlay.set("FLOW_MAX_PAGES", n.div_ceil(100).max(1).to_string());
-    }
-    if let Some(t) = args.triage {
-        overlay.set("FLOW_TRIAGE", t.to_string());
-    }
-    if let Some(r) = &args.rules {
-        overlay.set("FLOW_RULES", r.display().to_string());
-    }
-    if !args.label.is_empty() {
-        overlay.set("FLOW_ISSUE_LABELS", args.label.join(","));
-    }
-    let mut config = llm::config(global, &overlay)?;
-    if let Some(b) = &args.branch {
-        config.telemetry.branch = Some(b.clone());
-    }
+pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let settings = ctx.settings()?;
+    let config = &settings.config;
     if args.open_issues {
         anyhow::ensure!(
             config.telemetry.repository.is_some(),
             "--open-issues needs --repo (owner/name)"
         );
         anyhow::ensure!(
-            overlay.get("GITHUB_TOKEN").is_some(),
+            settings.credentials.github_token.is_some(),
             "--open-issues needs --github-token (or GITHUB_TOKEN)"
         );
     }
 
     let rt = llm::runtime()?;
     let _guard = rt.enter();
-    let mut builder = llm::builder(&config, &overlay)?;
+    let mut builder = llm::builder(&settings)?;
     let (source, origin): (Arc<dyn RunSource>, Origin) = if let Some(path) = &args.from_file {
         let source = FileSource::from_path(path)
             .with_context(|| format!("reading runs from {}", path.display()))?;
         (Arc::new(source), Origin::File(path.display().to_string()))
     } else if let Some(repo) = &config.telemetry.repository {
         let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
-        if let Some(api) = overlay.get("GITHUB_API_URL") {
+        if let Some(api) = &config.github.api_url {
             gh = gh.with_base_url(api.trim_end_matches('/'));
         }
-        if let Some(token) = overlay.get("GITHUB_TOKEN") {
-            gh = gh.with_token(SecretString::from(token));
+        if let Some(token) = &settings.credentials.github_token {
+            gh = gh.with_token(token.clone());
         }
         let source = GitHubSource::new(GitHubClient::new(gh)?);
         (Arc::new(source), Origin::Repository(repo.clone()))
@@ -101,7 +77,7 @@ pub(crate) fn monitor(
         let runs = flow_telemetry::sample::history().context("reading the bundled sample")?;
         (Arc::new(FileSource::new(runs)), Origin::Sample)
     };
-    let progress = Arc::new(if global.json && mode == Mode::Terminal {
+    let progress = Arc::new(if ctx.json && ctx.mode == Mode::Terminal {
         Progress::off()
     } else {
         Progress::stderr()

@@ -4,8 +4,9 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::action_yml;
-use crate::cli::{GlobalArgs, MetadataArgs, PackageArgs, ReleaseArgs};
+use crate::cli::{MetadataArgs, PackageArgs, ReleaseArgs};
 use crate::report::Outcome;
+use crate::settings::Ctx;
 
 /// Generates `action.yml` from the binary's inputs: writes it, prints it (`-`), or checks it.
 pub(crate) fn metadata(args: &MetadataArgs) -> anyhow::Result<Outcome> {
@@ -110,7 +111,7 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<Outcome> {
 /// Packages this binary for `--target`, validates the generated metadata, and releases it
 /// through the orchestrator: a GitHub release (draft, upload, verify, publish, major tag), or
 /// with `--dry-run` the plan printed and nothing changed.
-pub(crate) fn release(args: &ReleaseArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn release(args: &ReleaseArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let p = &args.package;
     let tag = p
         .tag
@@ -125,15 +126,15 @@ pub(crate) fn release(args: &ReleaseArgs, global: &GlobalArgs) -> anyhow::Result
         Some(b) => b.clone(),
         None => std::env::current_exe().context("locating this binary (pass --binary)")?,
     };
-    let mut overlay = super::llm::Overlay::default();
-    overlay.github(&args.github);
-    let config = super::llm::config(global, &overlay)?;
-    let (owner, repo) = config
+    let settings = ctx.settings()?;
+    let (owner, repo) = settings
+        .config
         .repository()
         .context("--repo is required: the repository to release in (owner/name)")?;
     let commit = args
         .commit
         .clone()
+        .or_else(|| ctx.var(flow_orchestrator::env::GITHUB_SHA))
         .context("--commit (or GITHUB_SHA) is required: the commit the tag points at")?;
     let notes = args
         .notes
@@ -149,7 +150,7 @@ pub(crate) fn release(args: &ReleaseArgs, global: &GlobalArgs) -> anyhow::Result
         .with_notes(notes);
     let rt = super::llm::runtime()?;
     let _guard = rt.enter();
-    let mut builder = super::llm::builder(&config, &overlay)?;
+    let mut builder = super::llm::builder(&settings)?;
     let dry_run = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if args.dry_run {
         builder = builder.with_publisher(std::sync::Arc::new(flow_publish::DryRunPublisher::new(

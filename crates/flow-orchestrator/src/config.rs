@@ -56,23 +56,71 @@ pub struct FlowConfig {
     pub telemetry: TelemetryConfig,
     /// The issues `monitor` opens.
     pub issues: IssuesConfig,
+    /// The GitHub REST API.
+    pub github: GithubConfig,
 }
 
-/// Which Chat Completions server to ask.
+/// Which Chat Completions service to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmProvider {
+    /// api.openai.com (or `llm.base_url`), key from `OPENAI_API_KEY`.
+    #[serde(alias = "open-ai")]
+    Openai,
+    /// GitHub Models, authenticated with a GitHub token (`permissions: models: read`).
+    #[serde(alias = "github")]
+    GithubModels,
+    /// Azure OpenAI: `llm.base_url` is the resource endpoint, `llm.model` the deployment.
+    #[serde(alias = "azure-openai")]
+    Azure,
+    /// Any compatible server (Ollama, vLLM, LiteLLM) at `llm.base_url`; the key is optional.
+    Compatible,
+}
+
+impl LlmProvider {
+    /// The name as written in the file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::GithubModels => "github-models",
+            Self::Azure => "azure",
+            Self::Compatible => "compatible",
+        }
+    }
+}
+
+impl std::fmt::Display for LlmProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which Chat Completions server to ask, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
-    /// `openai`, `github-models`, `azure` or `compatible`; unset: chosen from the environment
-    /// (see flow-llm's `ClientConfig::from_lookup`).
-    pub provider: Option<String>,
-    /// The default model (deployment name for Azure).
+    /// `openai`, `github-models`, `azure` or `compatible`; unset: guessed from the credentials
+    /// and the base URL.
+    pub provider: Option<LlmProvider>,
+    /// The model every request names (deployment name for Azure); unset: the provider's
+    /// default.
     pub model: Option<String>,
-    /// The base URL, the part before `/chat/completions` (OpenAI and compatible servers).
+    /// The base URL, the part before `/chat/completions` (Azure: the resource endpoint).
     pub base_url: Option<String>,
+    /// GitHub Models: bill the calls to this organization.
+    pub github_org: Option<String>,
     /// Total timeout of one HTTP attempt, seconds.
     pub timeout_secs: Option<u64>,
     /// Retries after the first attempt, for retryable failures.
     pub max_retries: u32,
+    /// Models tried in order when the model fails in a way another model may not (5xx or 429
+    /// after the retries, `insufficient_quota`, timeouts); a 401 or a bad request never falls
+    /// back.
+    pub fallback_models: Vec<String>,
+    /// The most completion tokens one answer may use (`max_completion_tokens`).
+    pub max_tokens: Option<u32>,
+    /// The most tokens (prompt plus completion) one invocation may spend; cache hits are free.
+    pub token_budget: Option<u64>,
 }
 
 impl Default for LlmConfig {
@@ -81,10 +129,31 @@ impl Default for LlmConfig {
             provider: None,
             model: None,
             base_url: None,
+            github_org: None,
             timeout_secs: None,
             max_retries: 3,
+            fallback_models: Vec::new(),
+            max_tokens: None,
+            token_budget: None,
         }
     }
+}
+
+impl LlmConfig {
+    /// Whether an LLM was asked for: a provider, a model or a base URL is set. Credentials
+    /// alone (the workflow's `GITHUB_TOKEN`) do not turn the LLM on for `monitor`.
+    pub fn is_explicit(&self) -> bool {
+        self.provider.is_some() || self.model.is_some() || self.base_url.is_some()
+    }
+}
+
+/// The GitHub REST API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubConfig {
+    /// The REST API base URL (GitHub Enterprise Server, or a test server); unset:
+    /// `https://api.github.com`.
+    pub api_url: Option<String>,
 }
 
 /// The cache backend.
@@ -157,8 +226,9 @@ pub struct TelemetryConfig {
     pub branch: Option<String>,
     /// At most this many pages of 100 runs are read per cycle.
     pub max_pages: u32,
-    /// Ask the LLM for a triage of each alert (when a model is configured).
-    pub triage: bool,
+    /// Ask the LLM for a triage of each alert; unset: only when an LLM is configured
+    /// explicitly (`llm.provider`, `llm.model` or `llm.base_url`).
+    pub triage: Option<bool>,
     /// Close an alert's issue with a comment when the problem recovers.
     pub close_on_recovery: bool,
     /// Detector thresholds: flow-telemetry's rules file, inline.
@@ -172,7 +242,7 @@ impl Default for TelemetryConfig {
             workflow: None,
             branch: None,
             max_pages: 10,
-            triage: true,
+            triage: None,
             close_on_recovery: false,
             rules: Rules::default(),
         }
@@ -259,22 +329,6 @@ impl FlowConfig {
     /// # Errors
     /// [`ErrorKind::Config`] naming the first invalid key.
     pub fn validate(&self) -> Result<()> {
-        if let Some(p) = &self.llm.provider
-            && ![
-                "openai",
-                "github-models",
-                "github",
-                "azure",
-                "azure-openai",
-                "compatible",
-            ]
-            .contains(&p.to_ascii_lowercase().as_str())
-        {
-            return Err(Error::config(
-                "llm.provider",
-                format!("expected openai, github-models, azure or compatible, got {p:?}"),
-            ));
-        }
         if self.llm.timeout_secs == Some(0) {
             return Err(Error::config(
                 "llm.timeout_secs",
@@ -327,93 +381,16 @@ impl FlowConfig {
         })
     }
 
-    /// Applies the environment overrides read through `var` (see the [module docs](self)).
+    /// Applies the environment overrides read through `var` (see the [module docs](self));
+    /// the same layering as [`Settings::resolve`](crate::settings::Settings::resolve), with
+    /// this configuration standing for the file.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] naming the variable whose value is invalid, or the rules file's
     /// errors for `FLOW_RULES`.
-    pub fn apply_env(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("FLOW_LLM_PROVIDER") {
-            self.llm.provider = Some(v);
-        }
-        if let Some(v) = var("FLOW_LLM_MODEL") {
-            self.llm.model = Some(v);
-        }
-        if let Some(v) = var("OPENAI_BASE_URL") {
-            self.llm.base_url = Some(v);
-        }
-        if let Some(v) = var("FLOW_LLM_TIMEOUT_SECS") {
-            self.llm.timeout_secs = Some(number("FLOW_LLM_TIMEOUT_SECS", &v)?);
-        }
-        if let Some(v) = var("FLOW_LLM_MAX_RETRIES") {
-            self.llm.max_retries = number("FLOW_LLM_MAX_RETRIES", &v)?;
-        }
-        if let Some(v) = var("FLOW_CACHE_BACKEND") {
-            self.cache.backend = match v.to_ascii_lowercase().as_str() {
-                "memory" => CacheBackend::Memory,
-                "redis" => CacheBackend::Redis,
-                "none" | "off" => CacheBackend::None,
-                _ => {
-                    return Err(Error::config(
-                        "FLOW_CACHE_BACKEND",
-                        format!("expected memory, redis or none, got {v:?}"),
-                    ));
-                }
-            };
-        }
-        if let Some(v) = var("FLOW_CACHE_URL") {
-            self.cache.url = Some(v);
-            if var("FLOW_CACHE_BACKEND").is_none() {
-                self.cache.backend = CacheBackend::Redis;
-            }
-        }
-        if let Some(v) = var("FLOW_CACHE_TTL_SECS") {
-            self.cache.ttl_secs = number("FLOW_CACHE_TTL_SECS", &v)?;
-        }
-        if let Some(v) = var("FLOW_REPOSITORY").or_else(|| {
-            self.telemetry
-                .repository
-                .is_none()
-                .then(|| var("GITHUB_REPOSITORY"))
-                .flatten()
-        }) {
-            self.telemetry.repository = Some(v);
-        }
-        if let Some(v) = var("FLOW_WORKFLOW") {
-            self.telemetry.workflow = Some(v);
-        }
-        if let Some(v) = var("FLOW_MAX_PAGES") {
-            self.telemetry.max_pages = number("FLOW_MAX_PAGES", &v)?;
-        }
-        if let Some(v) = var("FLOW_TRIAGE") {
-            self.telemetry.triage = boolean("FLOW_TRIAGE", &v)?;
-        }
-        if let Some(v) = var("FLOW_RULES") {
-            self.telemetry.rules = Rules::from_path(&v).map_err(|e| match e.kind() {
-                flow_telemetry::ErrorKind::Config { key, detail } => {
-                    Error::config(format!("FLOW_RULES ({v}): {key}"), detail.clone())
-                }
-                _ => Error::config("FLOW_RULES", e.to_string()),
-            })?;
-        }
-        if let Some(v) = var("FLOW_ISSUE_LABELS") {
-            self.issues.labels = v
-                .split(',')
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        self.validate().map_err(|e| match e.kind() {
-            // Name the variable that most likely caused it when the file alone was valid.
-            ErrorKind::Config { key, detail } => Error::config(
-                format!("{key} (after the environment overrides)"),
-                detail.clone(),
-            ),
-            _ => e,
-        })?;
-        Ok(self)
+    pub fn apply_env(self, var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        use crate::settings::{Settings, Sources};
+        Ok(Settings::resolve(&Sources::new(&var).with_config(self))?.config)
     }
 
     /// `telemetry.repository` split into owner and name.
@@ -450,23 +427,6 @@ fn key_of(p: &serde_path_to_error::Path) -> String {
         "(document)".into()
     } else {
         s
-    }
-}
-
-fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-    v.trim()
-        .parse()
-        .map_err(|_| Error::config(name, format!("expected a whole number, got {v:?}")))
-}
-
-fn boolean(name: &str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(Error::config(
-            name,
-            format!("expected true or false, got {v:?}"),
-        )),
     }
 }
 
@@ -547,7 +507,7 @@ mod tests {
         // The file's repository wins over GITHUB_REPOSITORY, FLOW_REPOSITORY over both.
         assert_eq!(c.repository(), Some(("o", "file")));
         assert_eq!(c.cache.backend, CacheBackend::Redis);
-        assert!(!c.telemetry.triage);
+        assert_eq!(c.telemetry.triage, Some(false));
         assert_eq!(c.issues.labels, ["x", "y"]);
         let c = FlowConfig::default()
             .apply_env(env(&[("GITHUB_REPOSITORY", "o/env")]))

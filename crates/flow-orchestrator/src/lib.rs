@@ -63,20 +63,24 @@
 //! ```
 
 pub mod config;
+pub mod env;
 mod error;
 mod monitor;
 mod orchestrator;
 mod publish;
+pub mod settings;
 mod setup;
 mod triage;
 
 pub use config::{
-    CONFIG_PATHS, CacheBackend, CacheConfig, FlowConfig, IssuesConfig, LlmConfig, TelemetryConfig,
+    CONFIG_PATHS, CacheBackend, CacheConfig, FlowConfig, GithubConfig, IssuesConfig, LlmConfig,
+    LlmProvider, TelemetryConfig,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use monitor::{AlertOutcome, MonitorReport, Recovery};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
+pub use settings::{Credentials, Origin, Settings};
 pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 
 // The traits and types a caller needs to build an orchestrator, so one dependency suffices.

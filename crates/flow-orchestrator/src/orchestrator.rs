@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_cache::{Cache, CacheStore};
-use flow_llm::{ChatModel, ChatRequest, Decision, Message, ReviewVerdict};
+use flow_llm::{
+    Accounting, Budget, Budgeted, ChatModel, ChatRequest, Decision, Message, ReviewVerdict, Totals,
+};
 use flow_publish::Publisher;
 use flow_telemetry::{Clock, IssueSink, Rules, RunQuery, RunSource, SystemClock};
 use schemars::JsonSchema;
@@ -50,6 +52,8 @@ impl Default for MonitorOptions {
 pub struct Orchestrator {
     pub(crate) model: Option<Arc<dyn ChatModel>>,
     pub(crate) model_name: String,
+    pub(crate) max_tokens: Option<u32>,
+    pub(crate) accounting: Accounting,
     pub(crate) source: Option<Arc<dyn RunSource>>,
     pub(crate) sink: Option<Arc<dyn IssueSink>>,
     pub(crate) publisher: Option<Arc<dyn Publisher>>,
@@ -77,6 +81,8 @@ impl fmt::Debug for Orchestrator {
 pub struct OrchestratorBuilder {
     model: Option<Arc<dyn ChatModel>>,
     model_name: String,
+    max_tokens: Option<u32>,
+    budget: Option<Budget>,
     cache: Option<Arc<dyn CacheStore>>,
     cache_scope: Option<String>,
     cache_ttl: Option<Duration>,
@@ -115,6 +121,21 @@ impl OrchestratorBuilder {
     #[must_use]
     pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
         self.model_name = name.into();
+        self
+    }
+
+    /// The most completion tokens of each answer (`max_completion_tokens` on every request).
+    #[must_use]
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Limits what this orchestrator may spend (flow-llm's `Budgeted`, outside the cache:
+    /// cache hits are free). Usage is counted either way ([`Orchestrator::usage`]).
+    #[must_use]
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -241,9 +262,19 @@ impl OrchestratorBuilder {
             }
             (model, _) => model,
         };
+        // Outermost: every call, cache hits included, is counted.
+        let accounting = Accounting::new();
+        let model = model.map(|m| {
+            Arc::new(
+                Budgeted::new(m, self.budget.unwrap_or_default())
+                    .with_accounting(accounting.clone()),
+            ) as Arc<dyn ChatModel>
+        });
         Ok(Orchestrator {
             model,
             model_name: self.model_name,
+            max_tokens: self.max_tokens,
+            accounting,
             source: self.source,
             sink: self.sink,
             publisher: self.publisher,
@@ -263,6 +294,16 @@ impl Orchestrator {
     /// The chat model, cache decorator included.
     pub fn chat_model(&self) -> Option<&Arc<dyn ChatModel>> {
         self.model.as_ref()
+    }
+
+    /// The model name every request carries (empty: the chat model's own default).
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// What the chat model has spent so far: calls, attempts, cache hits, tokens.
+    pub fn usage(&self) -> Totals {
+        self.accounting.totals()
     }
 
     /// The detector thresholds in force.
@@ -285,13 +326,31 @@ impl Orchestrator {
     }
 
     /// A request for the configured model with `prompt` as the user message, after an
-    /// optional system message.
+    /// optional system message; complete from the start (model, `max_completion_tokens`).
     pub fn request(&self, system: Option<&str>, prompt: &str) -> ChatRequest {
-        let mut request = ChatRequest::new(self.model_name.clone());
+        let mut request = self.empty_request();
         if let Some(system) = system {
             request = request.message(Message::system(system));
         }
         request.message(Message::user(prompt))
+    }
+
+    /// A request with no messages yet, carrying the configured model and parameters.
+    pub fn empty_request(&self) -> ChatRequest {
+        let mut request = ChatRequest::new(self.model_name.clone());
+        request.max_completion_tokens = self.max_tokens;
+        request
+    }
+
+    /// Fills what `request` leaves unset with the configured model and parameters.
+    pub fn complete_request(&self, mut request: ChatRequest) -> ChatRequest {
+        if request.model.is_empty() {
+            request.model.clone_from(&self.model_name);
+        }
+        if request.max_completion_tokens.is_none() && request.max_tokens.is_none() {
+            request.max_completion_tokens = self.max_tokens;
+        }
+        request
     }
 
     /// Free-form delegation: the model's text answer to `prompt`.
@@ -342,6 +401,7 @@ impl Orchestrator {
     where
         T: JsonSchema + DeserializeOwned,
     {
+        let request = self.complete_request(request);
         Ok(flow_llm::delegate(self.model()?.as_ref(), request)
             .instrument(tracing::info_span!("flow.delegate"))
             .await?)
@@ -358,13 +418,10 @@ impl Orchestrator {
         evidence: &str,
     ) -> Result<Decision<ReviewVerdict>> {
         let model = self.model()?;
-        Ok(flow_llm::review_issue_with(
-            model.as_ref(),
-            ChatRequest::new(self.model_name.clone()),
-            issue,
-            evidence,
+        Ok(
+            flow_llm::review_issue_with(model.as_ref(), self.empty_request(), issue, evidence)
+                .instrument(tracing::info_span!("flow.review_issue"))
+                .await?,
         )
-        .instrument(tracing::info_span!("flow.review_issue"))
-        .await?)
     }
 }

@@ -1,88 +1,96 @@
-//! Building an [`Orchestrator`] from the configuration file and the environment.
+//! Building an [`Orchestrator`] from resolved [`Settings`] (typed: nothing here reads the
+//! environment or parses a string), or, for library users, from a configuration and the
+//! environment.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flow_cache::{CacheStore, MemoryConfig, MemoryStore, RedisConfig, RedisStore};
-use flow_llm::{ChatModel, ChatModelExt, ClientConfig, HttpClient, RetryPolicy};
+use flow_llm::{Budget, ChatModel, ChatModelExt, ClientConfig, Fallback, HttpClient, RetryPolicy};
 use flow_publish::GitHubPublisher;
 use flow_telemetry::RunQuery;
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::sink::github::GitHubIssueSink;
 use flow_telemetry::source::github::GitHubSource;
-use secrecy::SecretString;
+use secrecy::ExposeSecret as _;
 
-use crate::config::{CacheBackend, FlowConfig};
+use crate::config::{CacheBackend, FlowConfig, LlmProvider};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
-
-/// Variables that let flow-llm choose a provider on its own.
-const PROVIDER_HINTS: [&str; 5] = [
-    "FLOW_LLM_PROVIDER",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "AZURE_OPENAI_ENDPOINT",
-    "GITHUB_TOKEN",
-];
+use crate::settings::{Settings, Sources};
 
 impl Orchestrator {
-    /// Reads the configuration file named by `FLOW_CONFIG`, else the first of
-    /// `.github/flow.yml` and `flow.toml` in the current directory, applies the process
-    /// environment, and builds the orchestrator ([`Orchestrator::configure`]).
+    /// Resolves the settings from the process environment and the configuration file
+    /// (`FLOW_CONFIG`, else `.github/flow.yml` or `flow.toml` here) and builds the
+    /// orchestrator ([`Orchestrator::from_settings`]).
     ///
     /// # Errors
-    /// As [`FlowConfig::from_path`], [`FlowConfig::apply_env`] and [`Orchestrator::configure`].
+    /// As [`Settings::resolve`] and [`Orchestrator::from_settings`].
     pub fn from_env() -> Result<Self> {
         let env = |k: &str| std::env::var(k).ok();
-        let config = match env("FLOW_CONFIG").filter(|p| !p.is_empty()) {
-            Some(path) => FlowConfig::from_path(path)?,
-            None => FlowConfig::discover(".")?.0,
-        };
-        Self::configure(&config.apply_env(env)?, env)?.build()
+        Self::from_settings(&Settings::resolve(&Sources::new(&env))?)?.build()
     }
 
-    /// A builder holding what `config` and the environment (read through `var`, secrets
-    /// included) describe; add or replace parts before [`OrchestratorBuilder::build`].
-    ///
-    /// - chat model: flow-llm's [`HttpClient`] from [`ClientConfig::from_lookup`] (the file's
-    ///   `llm.*` stand in for `FLOW_LLM_PROVIDER`, `FLOW_LLM_MODEL`, `OPENAI_BASE_URL` and
-    ///   `FLOW_LLM_TIMEOUT_SECS`), with `llm.max_retries` retries; none when no provider is
-    ///   configured anywhere;
-    /// - cache store: memory or Redis per `cache.*`, caching the model's answers for
-    ///   `cache.ttl_secs`;
-    /// - run source and issue sink: flow-telemetry's [`GitHubSource`] and [`GitHubIssueSink`]
-    ///   on `telemetry.repository` (else `GITHUB_REPOSITORY`), at `GITHUB_API_URL` (default
-    ///   `https://api.github.com`), with `GITHUB_TOKEN` when set; the sink puts all of
-    ///   `issues.labels` on new issues (creating missing labels), finds open ones by the first,
-    ///   and closes them on recovery per `telemetry.close_on_recovery`;
-    /// - publisher: flow-publish's [`GitHubPublisher`] when `GITHUB_TOKEN` is set, on
-    ///   `GITHUB_API_URL` when set;
-    /// - rules and monitor options from `telemetry.*`.
-    ///
-    /// Must be called inside a tokio runtime (the GitHub client needs one).
-    ///
-    /// `config` should already carry the environment ([`FlowConfig::apply_env`]).
+    /// A builder holding what `config` and the environment (read through `var`: the secrets,
+    /// and the provider guessed from them) describe. The environment's other settings are
+    /// expected in `config` already ([`FlowConfig::apply_env`]).
     ///
     /// # Errors
-    /// [`ErrorKind::Llm`] when the provider is configured but incomplete (naming the missing
-    /// variable); [`ErrorKind::Cache`] for a bad Redis URL; [`ErrorKind::Publish`] when the
-    /// HTTP client cannot be built; [`ErrorKind::Telemetry`] for an invalid `GITHUB_API_URL`.
+    /// As [`Orchestrator::from_settings`].
     pub fn configure(
         config: &FlowConfig,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<OrchestratorBuilder> {
-        let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let settings = Settings::resolve(&Sources::new(&var).with_config(config.clone()))?;
+        Self::from_settings(&settings)
+    }
+
+    /// A builder holding what the resolved `settings` describe; add or replace parts before
+    /// [`OrchestratorBuilder::build`].
+    ///
+    /// - chat model: flow-llm's [`HttpClient`] for the provider (configured, else guessed from
+    ///   the credentials), with `llm.max_retries` retries, then one more client per
+    ///   `llm.fallback_models` in a [`Fallback`] chain; every request names `llm.model` (else
+    ///   the provider's default) from the start, carries `llm.max_tokens`, and the invocation
+    ///   spends at most `llm.token_budget`; none when no provider can be had;
+    /// - cache store: memory or Redis per `cache.*`, keyed by provider, base URL, model and
+    ///   every parameter;
+    /// - run source and issue sink: flow-telemetry's [`GitHubSource`] and [`GitHubIssueSink`]
+    ///   on `telemetry.repository`, at `github.api_url`, with the GitHub token when set;
+    /// - publisher: flow-publish's [`GitHubPublisher`] when a GitHub token is set;
+    /// - rules and monitor options from `telemetry.*`; triage only when asked for
+    ///   ([`Settings::triage`]).
+    ///
+    /// Must be called inside a tokio runtime (the GitHub client needs one).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the provider is incomplete (naming the missing setting);
+    /// [`ErrorKind::Llm`] when the HTTP client cannot be built; [`ErrorKind::Cache`] for a
+    /// bad Redis URL; [`ErrorKind::Publish`] or [`ErrorKind::Telemetry`] for the GitHub
+    /// clients.
+    pub fn from_settings(settings: &Settings) -> Result<OrchestratorBuilder> {
+        let config = &settings.config;
+        let creds = &settings.credentials;
+        let mut options = monitor_options(config);
+        options.triage = settings.triage();
         let mut builder = Orchestrator::builder()
             .with_rules(config.telemetry.rules.clone())
-            .with_monitor_options(monitor_options(config));
+            .with_monitor_options(options);
 
-        if let Some((model, name, scope)) = chat_model(config, &var)? {
+        if let Some(provider) = settings.provider() {
+            let (model, name, scope) = chat_model(config, provider, settings)?;
             // The request carries its model from the top: the cache key (and every other
             // decorator) sees the model that will answer, never an empty placeholder.
             builder = builder
                 .with_chat_model(model)
                 .with_model_name(name)
                 .with_cache_scope(scope);
+            if let Some(n) = config.llm.max_tokens {
+                builder = builder.with_max_tokens(n);
+            }
+            if let Some(n) = config.llm.token_budget {
+                builder = builder.with_budget(Budget::unlimited().with_max_tokens(n));
+            }
             if let Some(store) = cache_store(config)? {
                 builder = builder
                     .with_cache_store(store)
@@ -90,13 +98,14 @@ impl Orchestrator {
                     .with_cache_stale(Duration::from_secs(config.cache.stale_secs));
             }
         }
+        let api_url = config.github.api_url.as_deref();
         if let Some((owner, repo)) = config.repository() {
             let mut gh = GitHubConfig::new(owner, repo);
-            if let Some(api) = var("GITHUB_API_URL") {
-                gh = gh.with_base_url(api);
+            if let Some(api) = api_url {
+                gh = gh.with_base_url(api.trim_end_matches('/'));
             }
-            if let Some(token) = var("GITHUB_TOKEN") {
-                gh = gh.with_token(SecretString::from(token));
+            if let Some(token) = &creds.github_token {
+                gh = gh.with_token(token.clone());
             }
             let client = GitHubClient::new(gh)?;
             let sink = GitHubIssueSink::new(client.clone())
@@ -106,9 +115,9 @@ impl Orchestrator {
                 .with_run_source(Arc::new(GitHubSource::new(client)))
                 .with_issue_sink(Arc::new(sink));
         }
-        if let Some(token) = var("GITHUB_TOKEN") {
-            let mut publisher = GitHubPublisher::new(SecretString::from(token))?;
-            if let Some(api) = var("GITHUB_API_URL") {
+        if let Some(token) = &creds.github_token {
+            let mut publisher = GitHubPublisher::new(token.clone())?;
+            if let Some(api) = api_url {
                 publisher = publisher.with_api_base(api);
             }
             builder = builder.with_publisher(Arc::new(publisher));
@@ -129,7 +138,7 @@ fn monitor_options(config: &FlowConfig) -> MonitorOptions {
     MonitorOptions {
         query,
         max_pages: t.max_pages,
-        triage: t.triage,
+        triage: t.triage.unwrap_or_else(|| config.llm.is_explicit()),
         close_on_recovery: t.close_on_recovery,
     }
 }
@@ -137,36 +146,105 @@ fn monitor_options(config: &FlowConfig) -> MonitorOptions {
 /// A chat model with the model name its requests carry and its cache scope.
 type ConfiguredModel = (Arc<dyn ChatModel>, String, String);
 
-/// The chat model, its model name and its cache scope (provider and base URL), or `None` when
-/// no provider is set.
+/// `what` is missing for `provider`: an error naming the setting and how to give it.
+fn missing(key: &str, provider: LlmProvider) -> Error {
+    let how = crate::settings::spec_of(key)
+        .map(|s| {
+            let mut ways: Vec<String> = s.flag.iter().map(|f| format!("--{f}")).collect();
+            ways.extend(s.env.iter().map(|v| (*v).to_owned()));
+            ways.join(", ")
+        })
+        .unwrap_or_default();
+    Error::config(
+        key,
+        format!("expected a value for provider {provider} (set it with {how})"),
+    )
+}
+
+/// The HTTP client's configuration for `provider`, from typed values only.
+fn client_config(
+    config: &FlowConfig,
+    provider: LlmProvider,
+    settings: &Settings,
+) -> Result<ClientConfig> {
+    let llm = &config.llm;
+    let key = settings.credentials.api_key.clone();
+    let mut c = match provider {
+        LlmProvider::Openai => {
+            let mut c = ClientConfig::openai(key.ok_or_else(|| missing("llm.api_key", provider))?);
+            if let Some(url) = &llm.base_url {
+                c = c.with_base_url(url);
+            }
+            c
+        }
+        LlmProvider::GithubModels => {
+            let token = key
+                .or_else(|| settings.credentials.github_token.clone())
+                .filter(|t| !t.expose_secret().is_empty())
+                .ok_or_else(|| missing("github.token", provider))?;
+            let mut c = match &llm.github_org {
+                Some(org) => ClientConfig::github_models_org(token, org),
+                None => ClientConfig::github_models(token),
+            };
+            if let Some(url) = &llm.base_url {
+                c = c.with_base_url(url);
+            }
+            c
+        }
+        LlmProvider::Azure => {
+            let endpoint = llm
+                .base_url
+                .as_deref()
+                .ok_or_else(|| missing("llm.base_url", provider))?;
+            let key = key.ok_or_else(|| missing("llm.api_key", provider))?;
+            let deployment = llm
+                .model
+                .clone()
+                .ok_or_else(|| missing("llm.model", provider))?;
+            ClientConfig::azure(endpoint, key, deployment)
+        }
+        LlmProvider::Compatible => {
+            let url = llm
+                .base_url
+                .as_deref()
+                .ok_or_else(|| missing("llm.base_url", provider))?;
+            let model = llm
+                .model
+                .clone()
+                .ok_or_else(|| missing("llm.model", provider))?;
+            ClientConfig::compatible(url, key, model)
+        }
+    };
+    if let Some(m) = &llm.model {
+        c = c.with_model(m.clone());
+    }
+    if let Some(t) = llm.timeout_secs {
+        c = c.with_timeout(Duration::from_secs(t));
+    }
+    Ok(c)
+}
+
+/// The chat model (retries, then the fallback models), the model name every request
+/// carries, and the cache scope (provider and base URL).
 fn chat_model(
     config: &FlowConfig,
-    var: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<ConfiguredModel>> {
-    let llm = &config.llm;
-    let configured = llm.provider.is_some() || PROVIDER_HINTS.iter().any(|k| var(k).is_some());
-    if !configured {
-        return Ok(None);
-    }
-    let timeout = llm.timeout_secs.map(|t| t.to_string());
-    // The file's values stand in for flow-llm's variables; the environment was already
-    // applied to `config`, so it wins.
-    let lookup = |k: &str| -> Option<String> {
-        let from_file = match k {
-            "FLOW_LLM_PROVIDER" => llm.provider.clone(),
-            "FLOW_LLM_MODEL" => llm.model.clone(),
-            "OPENAI_BASE_URL" => llm.base_url.clone(),
-            "FLOW_LLM_TIMEOUT_SECS" => timeout.clone(),
-            _ => None,
-        };
-        from_file.or_else(|| var(k))
-    };
-    let client_config = ClientConfig::from_lookup(lookup)?;
+    provider: LlmProvider,
+    settings: &Settings,
+) -> Result<ConfiguredModel> {
+    let client_config = client_config(config, provider, settings)?;
     let scope = cache_scope(&client_config);
     let name = client_config.model().to_owned();
     let client = HttpClient::new(client_config)?;
-    let policy = RetryPolicy::default().with_max_retries(llm.max_retries);
-    Ok(Some((Arc::new(client.with_retry(policy)), name, scope)))
+    let policy = RetryPolicy::default().with_max_retries(config.llm.max_retries);
+    let fallbacks = &config.llm.fallback_models;
+    if fallbacks.is_empty() {
+        return Ok((Arc::new(client.with_retry(policy)), name, scope));
+    }
+    let mut chain = Fallback::new(client.clone().with_retry(policy));
+    for model in fallbacks {
+        chain = chain.then_model(client.clone().with_retry(policy), model.clone());
+    }
+    Ok((Arc::new(chain), name, scope))
 }
 
 /// The cache scope of a client: its provider and base URL (the organization of GitHub Models

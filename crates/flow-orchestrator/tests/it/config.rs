@@ -58,7 +58,9 @@ async fn the_file_and_environment_choose_the_model_rules_and_query() {
 async fn an_incomplete_provider_names_the_missing_variable() {
     let config = FlowConfig::from_yaml("llm:\n  provider: openai\n").unwrap();
     let e = Orchestrator::configure(&config, env(&[])).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::Llm(_)), "{e}");
+    // The typed settings name the missing setting and every way to give it.
+    assert!(matches!(e.kind(), ErrorKind::Config { .. }), "{e}");
+    assert!(e.to_string().contains("llm.api_key"), "{e}");
     assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
 }
 

@@ -1,0 +1,115 @@
+//! The one registry of the environment variables flow reads (as uv's `uv-static`): every
+//! other module names a variable through these constants, and [`ALL`] lists them with their
+//! meaning for `flow config` and the documentation.
+
+/// One environment variable flow reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Whether its value is a secret (never printed, masked in a workflow).
+    pub secret: bool,
+    /// What it sets.
+    pub doc: &'static str,
+}
+
+macro_rules! registry {
+    ($($(#[doc = $doc:literal])+ $name:ident $(, $secret:ident)?;)*) => {
+        $(
+            $(#[doc = $doc])+
+            pub const $name: &str = stringify!($name);
+        )*
+        /// Every variable, in the order above.
+        pub const ALL: &[EnvVar] = &[$(EnvVar {
+            name: stringify!($name),
+            secret: registry!(@secret $($secret)?),
+            doc: concat!($($doc),+),
+        }),*];
+    };
+    (@secret secret) => { true };
+    (@secret) => { false };
+}
+
+registry! {
+    /// The configuration file (else `.github/flow.yml` or `flow.toml`).
+    FLOW_CONFIG;
+    /// `llm.provider`: openai, github-models, azure or compatible.
+    FLOW_LLM_PROVIDER;
+    /// `llm.model`: the model every request names.
+    FLOW_LLM_MODEL;
+    /// `llm.model`, as the OpenAI SDKs read it (after FLOW_LLM_MODEL).
+    OPENAI_MODEL;
+    /// `llm.base_url`: the part before `/chat/completions`.
+    OPENAI_BASE_URL;
+    /// `llm.api_key` for openai and compatible servers.
+    OPENAI_API_KEY, secret;
+    /// `llm.base_url` for azure: the resource endpoint.
+    AZURE_OPENAI_ENDPOINT;
+    /// `llm.api_key` for azure.
+    AZURE_OPENAI_API_KEY, secret;
+    /// `llm.model` for azure: the deployment.
+    AZURE_OPENAI_DEPLOYMENT;
+    /// `llm.github_org`: bill GitHub Models calls to this organization.
+    FLOW_LLM_GITHUB_ORG;
+    /// `llm.timeout_secs`: one HTTP attempt.
+    FLOW_LLM_TIMEOUT_SECS;
+    /// `llm.max_retries`: retries of retryable failures.
+    FLOW_LLM_MAX_RETRIES;
+    /// `llm.fallback_models`: comma-separated models tried in order when the model fails.
+    FLOW_LLM_FALLBACK_MODELS;
+    /// `llm.max_tokens`: the most completion tokens per answer.
+    FLOW_LLM_MAX_TOKENS;
+    /// `llm.token_budget`: the most tokens one invocation may spend.
+    FLOW_LLM_TOKEN_BUDGET;
+    /// `cache.backend`: memory, redis or none.
+    FLOW_CACHE_BACKEND;
+    /// `cache.url`: the Redis URL (implies the redis backend).
+    FLOW_CACHE_URL, secret;
+    /// `cache.ttl_secs`: how long an answer stays fresh.
+    FLOW_CACHE_TTL_SECS;
+    /// `telemetry.repository`: owner/name watched.
+    FLOW_REPOSITORY;
+    /// `telemetry.repository` when neither FLOW_REPOSITORY nor the file sets it (the runner's).
+    GITHUB_REPOSITORY;
+    /// `telemetry.workflow`: only runs of this workflow.
+    FLOW_WORKFLOW;
+    /// `telemetry.max_pages`: pages of 100 runs per cycle.
+    FLOW_MAX_PAGES;
+    /// `telemetry.triage`: ask the LLM for a triage of each alert.
+    FLOW_TRIAGE;
+    /// `telemetry.rules`: a rules file replacing the configuration's rules.
+    FLOW_RULES;
+    /// `issues.labels`: comma-separated labels of the issues flow opens.
+    FLOW_ISSUE_LABELS;
+    /// `github.api_url`: the GitHub REST API (GitHub Enterprise Server, a test server).
+    GITHUB_API_URL;
+    /// `github.token`: the GitHub token (run source, issues, releases, GitHub Models).
+    GITHUB_TOKEN, secret;
+    /// The runner's commit: `publish release --commit` when omitted.
+    GITHUB_SHA;
+    /// The runner's event payload: `review-issue` reads the issue from it without --title.
+    GITHUB_EVENT_PATH;
+}
+
+/// The entry of `name`, if flow reads it.
+pub fn lookup(name: &str) -> Option<&'static EnvVar> {
+    ALL.iter().find(|v| v.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn the_registry_lists_each_variable_once_with_its_secrecy() {
+        let mut names: Vec<&str> = ALL.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(lookup(OPENAI_API_KEY).unwrap().secret);
+        assert!(lookup(GITHUB_TOKEN).unwrap().secret);
+        assert!(!lookup(FLOW_LLM_MODEL).unwrap().secret);
+        assert!(lookup(FLOW_LLM_MODEL).unwrap().doc.contains("llm.model"));
+    }
+}
