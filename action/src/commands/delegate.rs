@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use flow_llm::protocol::JsonSchemaFormat;
 use flow_llm::{CacheStatus, ChatRequest, ChatResponse, ResponseFormat};
-use flow_orchestrator::{Orchestrator, Settings};
+use flow_orchestrator::{Orchestrator, Origin, Settings};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,17 +39,14 @@ pub(crate) fn choices_schema(choices: &[String]) -> Value {
     })
 }
 
-/// The orchestrator for an LLM subcommand, the settings it came from, and its runtime.
-fn orchestrator(
-    ctx: &Ctx<'_>,
-) -> anyhow::Result<(tokio::runtime::Runtime, Orchestrator, Settings)> {
-    let settings = ctx.settings()?;
+/// The orchestrator for an LLM subcommand, and its runtime.
+fn orchestrator(settings: &Settings) -> anyhow::Result<(tokio::runtime::Runtime, Orchestrator)> {
     let rt = llm::runtime()?;
     let orchestrator = {
         let _guard = rt.enter();
-        llm::builder(&settings)?.build()?
+        llm::builder(settings)?.build()?
     };
-    Ok((rt, orchestrator, settings))
+    Ok((rt, orchestrator))
 }
 
 /// `name=value` pairs of `--var` (`@path` values read from files).
@@ -67,25 +64,28 @@ fn variables(vars: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// The request of `--prompt-file`: its messages with the variables filled in, its model
-/// parameters and response format; the configured model unless the file names one and no
-/// model was configured.
+/// parameters and response format. Its model stands in for `llm.model` when nobody set one.
 fn prompt_file_request(
     args: &DelegateArgs,
-    orch: &Orchestrator,
-    settings: &Settings,
+    settings: &mut Settings,
 ) -> anyhow::Result<Option<ChatRequest>> {
     let Some(path) = &args.prompt_file else {
         return Ok(None);
     };
     let file = flow_llm::prompt::PromptFile::load(path)
         .with_context(|| format!("--prompt-file {}", path.display()))?;
-    let mut request = file
+    let request = file
         .to_request(&variables(&args.var)?)
         .with_context(|| format!("--prompt-file {}", path.display()))?;
-    if settings.origin("llm.model").is_set() || request.model.is_empty() {
-        request.model = orch.model_name().to_owned();
+    if !request.model.is_empty() {
+        let origin = Origin::File {
+            path: path.display().to_string(),
+            key: "model".into(),
+        };
+        let model = request.model.clone();
+        settings.fill_default("llm.model", origin, |c| c.llm.model = Some(model));
     }
-    Ok(Some(orch.complete_request(request)))
+    Ok(Some(request))
 }
 
 /// What the answer cost and where it came from, for `--json` and the outputs.
@@ -116,13 +116,18 @@ pub(crate) fn delegate(args: &DelegateArgs, ctx: &Ctx<'_>) -> anyhow::Result<Out
         (None, None) => anyhow::bail!("--prompt is required (or --prompt-file)"),
     };
     let system = args.system.as_deref().map(text_or_file).transpose()?;
-    let (rt, orch, settings) = orchestrator(ctx)?;
+    let mut settings = ctx.settings()?;
+    let from_file = prompt_file_request(args, &mut settings)?;
+    let (rt, orch) = orchestrator(&settings)?;
     let model = orch
         .chat_model()
         .context("no LLM is configured: set --provider and its key (or OPENAI_API_KEY)")?
         .clone();
-    let base = match prompt_file_request(args, &orch, &settings)? {
+    let base = match from_file {
         Some(mut request) => {
+            // The model every layer sees is the one that will answer.
+            request.model = String::new();
+            let mut request = orch.complete_request(request);
             if let Some(system) = &system {
                 request
                     .messages
@@ -236,7 +241,7 @@ pub(crate) fn review_issue(args: &ReviewIssueArgs, ctx: &Ctx<'_>) -> anyhow::Res
     };
     let evidence = text_or_file(args.evidence.as_deref().context("--evidence is required")?)?;
     let issue = format!("# {title}\n\n{}", body.unwrap_or_default());
-    let (rt, orch, _) = orchestrator(ctx)?;
+    let (rt, orch) = orchestrator(&ctx.settings()?)?;
     let decision = rt.block_on(orch.review_issue(&issue, &evidence))?;
     let usage = usage_json(&decision.response, &orch);
     let v = decision.value;

@@ -192,10 +192,14 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         }
         if let Some(err) = &a.triage_error {
             let _ = writeln!(text, "      triage unavailable: {err}");
-            annotations.push(
-                Annotation::new(Level::Warning, format!("triage unavailable: {err}"))
-                    .with_title(al.title()),
-            );
+            // Refused credentials are one error for the run (the failure below), not an
+            // annotation per alert.
+            if !a.triage_denied {
+                annotations.push(
+                    Annotation::new(Level::Warning, format!("triage unavailable: {err}"))
+                        .with_title(al.title()),
+                );
+            }
         }
         let _ = writeln!(text, "      issue: {}", issue_text(a));
         let level = match al.severity {
@@ -204,8 +208,19 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         };
         annotations.push(Annotation::new(level, al.summary.clone()).with_title(al.title()));
     }
-    let failure = (!report.issues_ok())
-        .then(|| "some issues could not be opened, updated or closed (see the report)".to_owned());
+    let denied = report
+        .alerts
+        .iter()
+        .find(|a| a.triage_denied)
+        .and_then(|a| a.triage_error.as_deref());
+    let failure = match denied {
+        Some(err) => Some(format!(
+            "the triage was asked for but the model refused the credentials: {err}"
+        )),
+        None => (!report.issues_ok()).then(|| {
+            "some issues could not be opened, updated or closed (see the report)".to_owned()
+        }),
+    };
     let text = match args.format {
         ReportFormat::Text => text,
         ReportFormat::Markdown => report.to_markdown(),

@@ -165,7 +165,7 @@ async fn review_issue_in_actions_mode_sets_outputs_and_masks_the_key() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("sk-review-secret"));
 }
 
-fn burst_file(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn burst_file(dir: &std::path::Path) -> std::path::PathBuf {
     let cut: Vec<&str> = flow_telemetry::sample::NDJSON.lines().take(230).collect();
     let file = dir.join("runs.ndjson");
     std::fs::write(&file, cut.join("\n")).unwrap();

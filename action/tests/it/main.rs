@@ -11,4 +11,5 @@ mod monitor;
 #[path = "../../../crates/flow-cache/tests/it/redis_server.rs"]
 #[allow(unreachable_pub, dead_code)]
 mod redis_server;
+mod wiring;
 mod workflows;

@@ -210,8 +210,11 @@ impl Template {
 }
 
 /// A GitHub `.prompt.yml` file (as GitHub Models and `actions/ai-inference` read them).
+///
+/// An unknown key (a typo such as `modelParameter` or `contnet`) is an error naming the key
+/// and its line, never silently ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromptFile {
     /// A display name.
     #[serde(default)]
@@ -234,11 +237,17 @@ pub struct PromptFile {
     /// either `{name, schema, strict}` or a bare schema.
     #[serde(default)]
     pub json_schema: Option<Value>,
+    /// Test inputs for GitHub's prompt editor (not used to build a request).
+    #[serde(default)]
+    pub test_data: Option<Value>,
+    /// Evaluators for GitHub's prompt editor (not used to build a request).
+    #[serde(default)]
+    pub evaluators: Option<Value>,
 }
 
 /// The `modelParameters` of a prompt file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelParameters {
     /// Temperature.
     #[serde(default)]
@@ -253,6 +262,7 @@ pub struct ModelParameters {
 
 /// One message of a prompt file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PromptMessage {
     /// `system`, `developer`, `user` or `assistant`.
     pub role: Role,
@@ -477,6 +487,20 @@ testData:
             ("triage", Some(true))
         );
         assert!(f.to_request(&BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_typo_in_a_prompt_file_names_the_key_and_line() {
+        let e = PromptFile::parse(
+            "model: m\nmodelParameters:\n  temprature: 0.2\nmessages:\n  - role: user\n    content: hi\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("temprature") && e.contains("line 3"), "{e}");
+        let e = PromptFile::parse("messages:\n  - role: user\n    contnet: hi\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contnet") && e.contains("line 3"), "{e}");
     }
 
     proptest! {

@@ -24,6 +24,10 @@ pub struct AlertOutcome {
     /// Why there is no triage although one was asked for (the LLM failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triage_error: Option<String>,
+    /// The model refused the credentials (401/403, e.g. a token without `models: read`):
+    /// the later alerts of the cycle were not triaged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub triage_denied: bool,
     /// What the issue sink did; `None` without a sink or when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue: Option<IssueAction>,
@@ -206,8 +210,13 @@ impl Orchestrator {
         recovered.dedup();
 
         let mut alerts = Vec::with_capacity(active.len());
+        // Once the model refuses the credentials (401/403: no `models: read`, a bad key), the
+        // other alerts are not triaged: one error, not one per alert.
+        let mut denied = false;
         for alert in active {
-            alerts.push(self.handle_alert(alert).await);
+            let out = self.handle_alert(alert, !denied).await;
+            denied |= out.triage_denied;
+            alerts.push(out);
         }
         let mut recoveries = Vec::with_capacity(recovered.len());
         for fingerprint in recovered {
@@ -236,21 +245,27 @@ impl Orchestrator {
         })
     }
 
-    async fn handle_alert(&self, alert: Alert) -> AlertOutcome {
+    async fn handle_alert(&self, alert: Alert, triage: bool) -> AlertOutcome {
         let mut out = AlertOutcome {
             alert,
             triage: None,
             triage_error: None,
+            triage_denied: false,
             issue: None,
             issue_error: None,
         };
-        if self.monitor.triage
+        if triage
+            && self.monitor.triage
             && let Some(model) = &self.model
         {
             match self.triage(model.as_ref(), &out.alert).await {
                 Ok(t) => out.triage = Some(t),
                 Err(e) => {
                     tracing::warn!(fingerprint = %out.alert.fingerprint, error = %e, "triage failed; raising the issue without it");
+                    out.triage_denied = matches!(
+                        e.kind(),
+                        crate::ErrorKind::Llm(l) if matches!(l.status(), Some(401 | 403))
+                    );
                     out.triage_error = Some(e.to_string());
                 }
             }

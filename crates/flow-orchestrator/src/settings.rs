@@ -509,6 +509,23 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Sets `key` with `set` from `origin` (a source below the defaults' override, such as a
+    /// prompt file's model) when nobody set it; returns whether it did.
+    pub fn fill_default(
+        &mut self,
+        key: &'static str,
+        origin: Origin,
+        set: impl FnOnce(&mut FlowConfig),
+    ) -> bool {
+        if self.origin(key).is_set() {
+            return false;
+        }
+        set(&mut self.config);
+        self.origins.insert(key, origin);
+        self.provider = self.infer_provider();
+        true
+    }
+
     /// Where the value of `key` came from ([`Origin::Default`] for an unknown key).
     pub fn origin(&self, key: &str) -> &Origin {
         static DEFAULT: Origin = Origin::Default;
