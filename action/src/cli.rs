@@ -75,7 +75,7 @@ pub enum Command {
     Publish(PublishCommand),
     /// Print the effective settings (monitor's options, the LLM's, GitHub's) and where each
     /// came from: default, configuration file and key, environment variable, flag or input.
-    /// Secrets show as [redacted].
+    /// Secrets show as `[redacted]`.
     Config(ConfigArgs),
 }
 

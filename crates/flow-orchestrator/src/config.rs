@@ -29,12 +29,10 @@
 //!   labels: [flow-telemetry]
 //! ```
 //!
-//! Environment (it wins over the file): `FLOW_LLM_PROVIDER`, `FLOW_LLM_MODEL`,
-//! `OPENAI_BASE_URL`, `FLOW_LLM_TIMEOUT_SECS`, `FLOW_LLM_MAX_RETRIES`, `FLOW_CACHE_BACKEND`,
-//! `FLOW_CACHE_URL`, `FLOW_CACHE_TTL_SECS`, `FLOW_REPOSITORY` (else `GITHUB_REPOSITORY`),
-//! `FLOW_WORKFLOW`, `FLOW_MAX_PAGES`, `FLOW_TRIAGE`, `FLOW_RULES` (a rules file replacing
-//! `telemetry.rules`), `FLOW_ISSUE_LABELS` (comma-separated). Secrets (`OPENAI_API_KEY`,
-//! `GITHUB_TOKEN`, ...) only come from the environment, never from the file.
+//! The environment wins over the file and flags win over both: see
+//! [`settings`](crate::settings) for the layering and the origin of each value, and
+//! [`env::ALL`](crate::env::ALL) for every variable name. Secrets (`OPENAI_API_KEY`, `GITHUB_TOKEN`, ...)
+//! only come from the environment or flags, never from the file.
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! say it, and an invalid value is an error naming the flag, variable or file key that gave it.
 //!
 //! One table, [`SPECS`], says for every setting its file key, its kind, its flag and its
-//! environment variables (names from the [`env`](crate::env) registry). Adding a setting is
+//! environment variables (names from the [`env`](crate::env::ALL) registry). Adding a setting is
 //! one row there plus its field in [`FlowConfig`] (and, when it has a flag, the clap field in
 //! the binary, which is also the action input). Nothing below this module reads the
 //! environment or parses a string: the binary builds the orchestrator from
