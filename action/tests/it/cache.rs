@@ -4,29 +4,18 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
+
+use crate::wiring::completion;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::redis_server::RedisServer;
 
-fn completion(model: &str, content: &str) -> Value {
-    json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop"
-        }],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    })
-}
-
-async fn delegate(server: &MockServer, redis: &str, model: &str) -> String {
+/// `flow delegate --json` through Redis: the answer and whether it came from the cache.
+async fn delegate(server: &MockServer, redis: &str, model: &str) -> (String, bool) {
     let args = vec![
         "delegate".to_owned(),
+        "--json".into(),
         "--provider".into(),
         "compatible".into(),
         "--base-url".into(),
@@ -61,7 +50,12 @@ async fn delegate(server: &MockServer, redis: &str, model: &str) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], model, "{v}");
+    (
+        v["answer"].as_str().unwrap().to_owned(),
+        v["usage"]["from_cache"].as_bool().unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,23 +74,25 @@ async fn two_models_through_one_redis_each_get_their_own_answer() {
             .mount(&server)
             .await;
     }
+    let answer = |m: &str| (format!("answer of {m}"), false);
+    let cached = |m: &str| (format!("answer of {m}"), true);
     assert_eq!(
         delegate(&server, &redis.url(), "model-a").await,
-        "answer of model-a\n"
+        answer("model-a")
     );
     assert_eq!(
         delegate(&server, &redis.url(), "model-b").await,
-        "answer of model-b\n"
+        answer("model-b")
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
     // The same model again, from another process: served by Redis, no request.
     assert_eq!(
         delegate(&server, &redis.url(), "model-a").await,
-        "answer of model-a\n"
+        cached("model-a")
     );
     assert_eq!(
         delegate(&server, &redis.url(), "model-b").await,
-        "answer of model-b\n"
+        cached("model-b")
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
     server.verify().await;

@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SCHEMAS: &str =
     include_str!("../../../crates/flow-llm/tests/fixtures/openai-chat-schemas.json");
 
-fn completion(model: &str, content: &str) -> Value {
+pub(crate) fn completion(model: &str, content: &str) -> Value {
     json!({
         "id": "chatcmpl-1",
         "object": "chat.completion",

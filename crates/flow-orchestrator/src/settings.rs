@@ -494,6 +494,35 @@ impl Settings {
             ErrorKind::Config { key, detail } => Error::config(label(key), detail.clone()),
             _ => e,
         })?;
+        // Azure's own variables win over OpenAI's for an Azure provider (both may be set on a
+        // runner that talks to both).
+        if config.llm.provider == Some(LlmProvider::Azure) {
+            let from_openai_var = |key: &str, var: &str| matches!(origins.get(key), Some(Origin::Env { var: v }) if v == var);
+            if from_openai_var("llm.api_key", OPENAI_API_KEY)
+                && let Some(key) = sources.var(AZURE_OPENAI_API_KEY)
+            {
+                secrets.insert("llm.api_key", SecretString::from(key));
+                origins.insert(
+                    "llm.api_key",
+                    Origin::Env {
+                        var: AZURE_OPENAI_API_KEY.into(),
+                    },
+                );
+            }
+        }
+        let mut config = config;
+        if config.llm.provider == Some(LlmProvider::Azure)
+            && matches!(origins.get("llm.base_url"), Some(Origin::Env { var }) if var == OPENAI_BASE_URL)
+            && let Some(endpoint) = sources.var(AZURE_OPENAI_ENDPOINT)
+        {
+            config.llm.base_url = Some(endpoint);
+            origins.insert(
+                "llm.base_url",
+                Origin::Env {
+                    var: AZURE_OPENAI_ENDPOINT.into(),
+                },
+            );
+        }
         let credentials = Credentials {
             api_key: secrets.remove("llm.api_key"),
             github_token: secrets.remove("github.token"),
@@ -852,6 +881,30 @@ mod tests {
         )]))
         .unwrap_err();
         assert_eq!(key(&err), "--repo");
+    }
+
+    #[test]
+    fn azure_reads_its_own_variables_before_openai_ones() {
+        let e = env(&[
+            ("FLOW_LLM_PROVIDER", "azure"),
+            ("OPENAI_API_KEY", "sk-openai"),
+            ("AZURE_OPENAI_API_KEY", "az-key"),
+            ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com"),
+        ]);
+        let s = Settings::resolve(&Sources::new(&e).without_file()).unwrap();
+        assert_eq!(
+            s.credentials.api_key.as_ref().unwrap().expose_secret(),
+            "az-key"
+        );
+        assert_eq!(
+            s.config.llm.base_url.as_deref(),
+            Some("https://x.openai.azure.com")
+        );
+        assert_eq!(
+            s.origin("llm.api_key").to_string(),
+            "env AZURE_OPENAI_API_KEY"
+        );
     }
 
     #[test]
