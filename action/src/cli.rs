@@ -357,9 +357,47 @@ pub struct MonitorArgs {
     pub llm: LlmArgs,
 }
 
+/// The command whose settings `flow config` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfigFor {
+    /// `delegate`: the LLM and the cache.
+    Delegate,
+    /// `review-issue`: the LLM and the cache.
+    ReviewIssue,
+    /// `monitor`: every setting.
+    Monitor,
+    /// `publish release`: the repository and GitHub.
+    Publish,
+}
+
+impl ConfigFor {
+    /// Whether the setting `key` matters to this command.
+    pub fn uses(self, key: &str) -> bool {
+        let section = key.split('.').next().unwrap_or_default();
+        match self {
+            Self::Delegate | Self::ReviewIssue => matches!(section, "llm" | "cache"),
+            Self::Monitor => true,
+            Self::Publish => section == "github" || key == "telemetry.repository",
+        }
+    }
+}
+
+/// `flow config`'s own option.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct ConfigOnly {
+    /// config: only the settings this command uses (default: every setting).
+    #[arg(long, value_enum, value_name = "COMMAND")]
+    pub r#for: Option<ConfigFor>,
+}
+
 /// `flow config`: the options of `monitor`, which include the LLM's and GitHub's.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
+    /// Which command's settings.
+    #[command(flatten)]
+    pub only: ConfigOnly,
     /// The options whose settings are shown.
     #[command(flatten)]
     pub monitor: MonitorArgs,
@@ -436,8 +474,8 @@ pub struct ReleaseArgs {
 #[derive(Debug, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct ActionInputs {
-    /// What to run: delegate, review-issue, monitor, publish metadata, publish package or
-    /// publish release.
+    /// What to run: delegate, review-issue, monitor, publish metadata, publish package,
+    /// publish release or config.
     #[schemars(default = "default_command")]
     pub command: String,
     /// Options every subcommand takes.
@@ -461,6 +499,9 @@ pub struct ActionInputs {
     /// `publish release` (its archive options are `publish package`'s).
     #[schemars(flatten)]
     pub release: ReleaseArgs,
+    /// `config`.
+    #[schemars(flatten)]
+    pub config: ConfigOnly,
 }
 
 fn default_output() -> PathBuf {

@@ -4,12 +4,17 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
+use crate::cli::ConfigArgs;
 use crate::report::Outcome;
 use crate::settings::Ctx;
 
-pub(crate) fn config(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+pub(crate) fn config(args: &ConfigArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let settings = ctx.settings()?;
-    let entries = settings.entries();
+    let entries: Vec<_> = settings
+        .entries()
+        .into_iter()
+        .filter(|e| args.only.r#for.is_none_or(|c| c.uses(e.key)))
+        .collect();
     let mut text = String::new();
     match &settings.file {
         Some((path, origin)) => {

@@ -23,6 +23,6 @@ pub fn run(command: Command, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Command::Delegate(args) => delegate::delegate(&args, ctx),
         Command::ReviewIssue(args) => delegate::review_issue(&args, ctx),
         Command::Publish(PublishCommand::Release(args)) => publish::release(&args, ctx),
-        Command::Config(_) => config::config(ctx),
+        Command::Config(args) => config::config(&args, ctx),
     }
 }

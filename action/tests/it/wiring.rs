@@ -428,6 +428,28 @@ async fn flow_config_names_the_origin_of_each_value_and_no_secret() {
         json!({"source": "inferred", "from": "FLOW_CACHE_URL"})
     );
     assert_eq!(entry("llm.provider")["value"], "openai");
+    // --for narrows to what one command uses.
+    let out = flow(
+        args(&["config", "--json", "--for", "delegate"]),
+        vec![],
+        Some(dir.path().to_path_buf()),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = v["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"llm.model") && keys.contains(&"cache.ttl_secs"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("telemetry.")),
+        "{keys:?}"
+    );
     // Text mode says the same.
     let out = flow(
         args(&["config"]),
