@@ -90,13 +90,33 @@ pub fn parse_ndjson_line(line: &str) -> Result<Run> {
     })
 }
 
-/// Parses exported history in any supported shape, detected from the content:
-/// a REST page `{"total_count", "workflow_runs": [...]}`, a JSON array (of `gh run list --json`
-/// objects or of REST runs), one REST run object, or NDJSON (one run per line; blank lines skipped).
+/// Parses exported history in any supported shape, detected from the content: a REST page
+/// `{"total_count", "workflow_runs": [...]}`, several pages (a JSON array of them, or one after
+/// another), a JSON array (of `gh run list --json` objects or of REST runs), one REST run
+/// object or `workflow_run` event, or NDJSON (one run per line; blank lines skipped).
+///
+/// This is the streaming, typed parser of [`stream`](super::stream) collecting into a `Vec`;
+/// use [`stream::read_runs`](super::stream::read_runs) to see runs one at a time.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] naming the line, page and run, or element that is not a run.
+pub fn parse_runs(text: &str) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    super::stream::read_runs_from_slice(
+        text.as_bytes(),
+        &super::stream::ReadOptions::default().threads(1),
+        |r| runs.push(r),
+    )?;
+    Ok(runs)
+}
+
+/// The reference parser [`parse_runs`] replaced: builds a `serde_json::Value` tree of the whole
+/// text, then converts it. Kept as the baseline of the benchmarks and the oracle of the
+/// property tests; it reads one page, not several.
 ///
 /// # Errors
 /// [`ErrorKind::Parse`] naming the line or element that is not a run.
-pub fn parse_runs(text: &str) -> Result<Vec<Run>> {
+pub fn parse_runs_tree(text: &str) -> Result<Vec<Run>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let values: Vec<serde_json::Value> =
@@ -193,19 +213,24 @@ impl FileSource {
         parse_runs(text).map(Self::new)
     }
 
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`, streaming (see [`super::stream::read_runs`]).
     ///
     /// # Errors
     /// [`ErrorKind::Io`] when it cannot be read, else as [`parse_runs`].
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let io = |e: std::io::Error| {
             Error::new(ErrorKind::Io {
                 path: path.display().to_string(),
                 detail: e.to_string(),
             })
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut runs = Vec::new();
+        super::stream::read_runs(file, &super::stream::ReadOptions::default(), |r| {
+            runs.push(r);
         })?;
-        Self::from_text(&text)
+        Ok(Self::new(runs))
     }
 
     /// Adds jobs that [`RunSource::jobs`] will answer with.
@@ -258,7 +283,7 @@ mod tests {
     #[test]
     fn ndjson_error_names_the_line() {
         let err = parse_runs("{\"id\":1}\n\nnot json\n").unwrap_err();
-        assert!(err.to_string().contains("ndjson line 3"), "{err}");
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[tokio::test]

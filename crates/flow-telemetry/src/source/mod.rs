@@ -8,6 +8,7 @@
 pub mod event;
 pub mod file;
 pub mod github;
+pub mod stream;
 pub mod sync;
 
 use crate::error::Result;

@@ -9,6 +9,7 @@
 mod events;
 mod fake_github;
 mod github_source;
+mod ingest;
 mod issue_sink;
 mod kpi_props;
 mod quality;
