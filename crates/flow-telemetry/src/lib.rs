@@ -95,6 +95,7 @@ pub mod detect;
 pub mod error;
 pub mod generator;
 pub mod github;
+pub mod history;
 pub mod kpi;
 pub mod model;
 pub mod monitor;

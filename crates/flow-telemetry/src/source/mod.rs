@@ -8,6 +8,7 @@
 pub mod event;
 pub mod file;
 pub mod github;
+pub mod stream;
 pub mod sync;
 
 use crate::error::Result;
@@ -73,6 +74,22 @@ impl RunQuery {
         self
     }
 
+    /// True when `r` passes the workflow, branch, event and status filters (not the page).
+    pub fn matches(&self, r: &Run) -> bool {
+        self.workflow.as_deref().is_none_or(|w| {
+            r.workflow_id.0.to_string() == w
+                || r.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.split('@').next() == Some(w))
+                || r.name == w
+        }) && self.branch.as_deref().is_none_or(|b| r.head_branch == b)
+            && self.event.as_deref().is_none_or(|e| r.event == e)
+            && self.status.as_deref().is_none_or(|s| {
+                r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
+            })
+    }
+
     /// Page `page` (from 1).
     #[must_use]
     pub fn with_page(mut self, page: u32) -> Self {
@@ -133,23 +150,7 @@ pub trait RunSource: Send + Sync {
 
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).
 pub(crate) fn page_of(all: &[Run], query: &RunQuery) -> RunPage {
-    let mut matching: Vec<&Run> = all
-        .iter()
-        .filter(|r| {
-            query.workflow.as_deref().is_none_or(|w| {
-                r.workflow_id.0.to_string() == w
-                    || r.path
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|f| f.split('@').next() == Some(w))
-                    || r.name == w
-            }) && query.branch.as_deref().is_none_or(|b| r.head_branch == b)
-                && query.event.as_deref().is_none_or(|e| r.event == e)
-                && query.status.as_deref().is_none_or(|s| {
-                    r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
-                })
-        })
-        .collect();
+    let mut matching: Vec<&Run> = all.iter().filter(|r| query.matches(r)).collect();
     matching.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
     let per = usize::from(query.per_page.clamp(1, 100));
     let start = (query.page.max(1) as usize - 1) * per;

@@ -10,6 +10,7 @@ mod events;
 mod fake_github;
 mod github_source;
 mod history;
+mod ingest;
 mod issue_sink;
 mod kpi_props;
 mod quality;
