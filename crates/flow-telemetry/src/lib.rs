@@ -103,6 +103,7 @@ pub mod quality;
 pub mod report;
 pub mod rules;
 pub mod sample;
+pub mod session;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -171,6 +171,19 @@ pub struct Intent {
     /// Notes to add (e.g. an LLM triage), once obtained: a redo does not ask again.
     #[serde(default)]
     pub notes: Option<String>,
+    /// The invocation making it, saved before it starts: other monitors leave it alone until
+    /// the claim is older than the lease (the claimant died).
+    #[serde(default)]
+    pub claim: Option<Claim>,
+}
+
+/// Who is making a write, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The invocation.
+    pub by: String,
+    /// Since when, unix ms.
+    pub at_ms: i64,
 }
 
 /// Problems, their issues, and the writes still to make.
@@ -230,6 +243,7 @@ impl Ledger {
             key: key.clone(),
             action,
             notes: None,
+            claim: None,
         });
     }
 

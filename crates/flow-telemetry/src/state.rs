@@ -29,29 +29,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lifecycle::Ledger;
 use crate::monitor::Monitor;
+pub use crate::source::WorkflowRef;
 use crate::source::sync::PollerState;
 
 /// The format version this build writes and reads. Older files are read (missing fields take
 /// their defaults); newer ones are refused.
 pub const STATE_FORMAT: u32 = 1;
-
-/// A workflow as the workflows list names it, remembered once resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkflowRef {
-    /// Numeric id.
-    pub id: u64,
-    /// Display name (`CI`, `Build / Test`).
-    pub name: String,
-    /// File path (`.github/workflows/ci.yml`).
-    pub path: String,
-}
-
-impl WorkflowRef {
-    /// The file name of [`WorkflowRef::path`] (`ci.yml`).
-    pub fn file_name(&self) -> &str {
-        self.path.rsplit('/').next().unwrap_or(&self.path)
-    }
-}
 
 /// Everything a monitor must remember between invocations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
