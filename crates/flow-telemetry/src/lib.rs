@@ -116,5 +116,6 @@ pub use rules::{Rules, Thresholds};
 /// The redacting secret type tokens are held in (re-exported so callers need no extra dependency).
 pub use secrecy::SecretString;
 pub use sink::{DryRunSink, IssueAction, IssueSink};
+pub use source::evidence::{EvidenceLimits, EvidenceSource, RunEvidence};
 pub use source::{RunPage, RunQuery, RunSource};
 pub use time::{Clock, ManualClock, Sleeper, SystemClock, TokioSleeper};
