@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use crate::config::{CacheBackend, FlowConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
+use crate::sanitize::Sanitizer;
 
 /// Variables that let flow-llm choose a provider on its own.
 const PROVIDER_HINTS: [&str; 5] = [
@@ -91,6 +92,8 @@ impl Orchestrator {
             }
         }
         if let Some((owner, repo)) = config.repository() {
+            let server = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+            builder = builder.with_sanitizer(Sanitizer::default().with_repo(&server, owner, repo));
             let mut gh = GitHubConfig::new(owner, repo);
             if let Some(api) = var("GITHUB_API_URL") {
                 gh = gh.with_base_url(api);

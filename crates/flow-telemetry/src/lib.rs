@@ -129,6 +129,7 @@ pub use source::event::EventSource;
 pub use source::file::FileSource;
 pub use source::github::GitHubSource;
 pub use source::sync::{Poller, PollerState};
+pub use source::evidence::{EvidenceLimits, EvidenceSource, RunEvidence};
 pub use source::{RunPage, RunQuery, RunSource};
 pub use state::{MonitorState, StateStore};
 pub use time::{Clock, ManualClock, Sleeper, SystemClock, TokioSleeper};

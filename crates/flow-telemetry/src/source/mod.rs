@@ -4,8 +4,12 @@
 //!   conditional requests;
 //! - [`event::EventSource`]: one `workflow_run` / `workflow_job` payload at `GITHUB_EVENT_PATH`;
 //! - [`file::FileSource`]: `gh run list --json` output, REST pages or NDJSON.
+//!
+//! [`evidence::EvidenceSource`] is the seam for what explains a failure (annotations, log
+//! tails, commits), implemented by the same GitHub source.
 
 pub mod event;
+pub mod evidence;
 pub mod file;
 pub mod github;
 pub mod stream;

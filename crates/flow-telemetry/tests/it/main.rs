@@ -7,6 +7,7 @@
 )]
 
 mod events;
+mod evidence;
 mod fake_github;
 mod github_source;
 mod history;
