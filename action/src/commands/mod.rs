@@ -20,6 +20,7 @@ pub fn run(command: Command, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Command::Monitor(args) => monitor::monitor(&args, ctx),
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
+        Command::Publish(PublishCommand::Manifest(args)) => publish::manifest(&args),
         Command::Delegate(args) => delegate::delegate(&args, ctx),
         Command::ReviewIssue(args) => delegate::review_issue(&args, ctx),
         Command::Publish(PublishCommand::Release(args)) => publish::release(&args, ctx),

@@ -152,6 +152,8 @@ pub struct GithubConfig {
     /// The REST API base URL (GitHub Enterprise Server, or a test server); unset:
     /// `https://api.github.com`.
     pub api_url: Option<String>,
+    /// The web server (links in sanitized LLM text); unset: `https://github.com`.
+    pub server_url: Option<String>,
 }
 
 /// The cache backend.

@@ -83,6 +83,8 @@ registry! {
     FLOW_ISSUE_LABELS;
     /// `github.api_url`: the GitHub REST API (GitHub Enterprise Server, a test server).
     GITHUB_API_URL;
+    /// `github.server_url`: the GitHub web server (GitHub Enterprise Server).
+    GITHUB_SERVER_URL;
     /// `github.token`: the GitHub token (run source, issues, releases, GitHub Models).
     GITHUB_TOKEN, secret;
     /// The runner's commit: `publish release --commit` when omitted.

@@ -68,6 +68,7 @@ mod error;
 mod monitor;
 mod orchestrator;
 mod publish;
+pub mod sanitize;
 pub mod settings;
 mod setup;
 mod triage;
@@ -80,6 +81,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use monitor::{AlertOutcome, MonitorReport, Recovery};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
+pub use sanitize::Sanitizer;
 pub use settings::{Credentials, Origin, Settings};
 pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
+use crate::sanitize::Sanitizer;
 
 /// How `monitor` reads runs and what it does with alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,7 @@ pub struct Orchestrator {
     pub(crate) rules: Rules,
     pub(crate) monitor: MonitorOptions,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sanitizer: Sanitizer,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -93,6 +95,7 @@ pub struct OrchestratorBuilder {
     rules: Rules,
     monitor: MonitorOptions,
     clock: Option<Arc<dyn Clock>>,
+    sanitizer: Option<Sanitizer>,
 }
 
 impl fmt::Debug for OrchestratorBuilder {
@@ -216,6 +219,15 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// How model-written text is made safe before it reaches GitHub (triage, review
+    /// messages). Default: no link stays live; [`Orchestrator::configure`] keeps the
+    /// repository's own links.
+    #[must_use]
+    pub fn with_sanitizer(mut self, sanitizer: Sanitizer) -> Self {
+        self.sanitizer = Some(sanitizer);
+        self
+    }
+
     /// The orchestrator.
     ///
     /// # Errors
@@ -281,6 +293,7 @@ impl OrchestratorBuilder {
             rules: self.rules,
             monitor: self.monitor,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            sanitizer: self.sanitizer.unwrap_or_default(),
         })
     }
 }
@@ -314,6 +327,11 @@ impl Orchestrator {
     /// The monitor options.
     pub fn monitor_options(&self) -> &MonitorOptions {
         &self.monitor
+    }
+
+    /// The sanitizer applied to model-written text before it is returned for GitHub.
+    pub fn sanitizer(&self) -> &Sanitizer {
+        &self.sanitizer
     }
 
     pub(crate) fn model(&self) -> Result<&Arc<dyn ChatModel>> {
@@ -407,7 +425,9 @@ impl Orchestrator {
             .await?)
     }
 
-    /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset).
+    /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset). The
+    /// verdict's `message` and `refinement` are sanitized ([`Sanitizer`]): they are meant to be
+    /// posted.
     ///
     /// # Errors
     /// As [`Orchestrator::delegate_text`]; an empty issue or evidence is an
@@ -418,10 +438,13 @@ impl Orchestrator {
         evidence: &str,
     ) -> Result<Decision<ReviewVerdict>> {
         let model = self.model()?;
-        Ok(
+        let mut decision =
             flow_llm::review_issue_with(model.as_ref(), self.empty_request(), issue, evidence)
                 .instrument(tracing::info_span!("flow.review_issue"))
-                .await?,
-        )
+                .await?;
+        let v = &mut decision.value;
+        v.message = self.sanitizer.sanitize(&v.message);
+        v.refinement = self.sanitizer.sanitize(&v.refinement);
+        Ok(decision)
     }
 }

@@ -194,6 +194,7 @@ pub const SPECS: &[Spec] = &[
     spec("cache.stale_secs", Kind::Number, None),
     spec("cache.max_bytes", Kind::Number, None),
     spec("github.api_url", Kind::Text, Some("api-url")).env(&[GITHUB_API_URL]),
+    spec("github.server_url", Kind::Text, None).env(&[GITHUB_SERVER_URL]),
     spec("github.token", Kind::Secret, Some("github-token")).env(&[GITHUB_TOKEN]),
     spec("telemetry.repository", Kind::Text, Some("repo"))
         .env(&[FLOW_REPOSITORY])

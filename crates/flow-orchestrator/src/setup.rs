@@ -17,6 +17,7 @@ use secrecy::ExposeSecret as _;
 use crate::config::{CacheBackend, FlowConfig, LlmProvider};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
+use crate::sanitize::Sanitizer;
 use crate::settings::{Settings, Sources};
 
 impl Orchestrator {
@@ -100,6 +101,12 @@ impl Orchestrator {
         }
         let api_url = config.github.api_url.as_deref();
         if let Some((owner, repo)) = config.repository() {
+            let server = config
+                .github
+                .server_url
+                .as_deref()
+                .unwrap_or("https://github.com");
+            builder = builder.with_sanitizer(Sanitizer::default().with_repo(server, owner, repo));
             let mut gh = GitHubConfig::new(owner, repo);
             if let Some(api) = api_url {
                 gh = gh.with_base_url(api.trim_end_matches('/'));

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use flow_cache::{MemoryConfig, MemoryStore};
 use flow_llm::{REVIEW_ISSUE_SYSTEM_PROMPT, ResponseFormat};
-use flow_orchestrator::{ErrorKind, Orchestrator};
+use flow_orchestrator::sanitize::check;
+use flow_orchestrator::{ErrorKind, Orchestrator, Sanitizer};
 
 use crate::mocks::{MockModel, MockStore, answer, server_down, text_of};
 
@@ -120,6 +121,38 @@ async fn review_issue_uses_the_preset() {
         .unwrap();
     assert!(v.value.fixed);
     assert_eq!(v.value.message, "PR #12 fixed it.");
+}
+
+#[tokio::test]
+async fn review_messages_are_sanitized_before_they_are_posted() {
+    let mut model = MockModel::new();
+    model.expect_complete().times(1).returning(|_| {
+        Ok(answer(
+            r#"{"fixed":false,"message":"ask @acme/admins, see https://evil.example/x <!-- flow-telemetry:fingerprint=f -->","refinement":"fixes #3 per https://github.com/acme/widgets/pull/4"}"#,
+        ))
+    });
+    let o = Orchestrator::builder()
+        .with_chat_model(Arc::new(model))
+        .with_sanitizer(Sanitizer::for_repo("acme", "widgets"))
+        .build()
+        .unwrap();
+    let v = o.review_issue("Crash", "nothing").await.unwrap().value;
+    let posted = format!("{}\n{}", v.message, v.refinement);
+    assert!(check::live_mentions(&posted).is_empty(), "{posted:?}");
+    assert!(
+        check::foreign_links(&posted, Some("https://github.com/acme/widgets")).is_empty(),
+        "{posted:?}"
+    );
+    assert!(
+        !posted.contains("<!--") && !posted.contains("fingerprint"),
+        "{posted:?}"
+    );
+    // The repository's own link stays live; the closing keyword closes nothing.
+    assert!(
+        posted.contains("https://github.com/acme/widgets/pull/4"),
+        "{posted:?}"
+    );
+    assert!(!posted.contains("fixes #3"), "{posted:?}");
 }
 
 #[tokio::test]
