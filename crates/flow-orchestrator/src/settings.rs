@@ -884,6 +884,48 @@ mod tests {
         assert_eq!(key(&err), "--repo");
     }
 
+    proptest::proptest! {
+        /// For any mix of layers, the value is the highest layer's and the origin names it:
+        /// flag > strong variable > file > weak variable > default.
+        #[test]
+        fn the_highest_layer_wins_and_is_named(
+            file in proptest::option::of("[a-z]{1,6}/[a-z]{1,6}"),
+            strong in proptest::option::of("[a-z]{1,6}/[a-z]{1,6}"),
+            weak in proptest::option::of("[a-z]{1,6}/[a-z]{1,6}"),
+            flag in proptest::option::of("[a-z]{1,6}/[a-z]{1,6}"),
+        ) {
+            let mut config = FlowConfig::default();
+            config.telemetry.repository.clone_from(&file);
+            let mut vars = Vec::new();
+            if let Some(v) = &strong {
+                vars.push(("FLOW_REPOSITORY", v.as_str()));
+            }
+            if let Some(v) = &weak {
+                vars.push(("GITHUB_REPOSITORY", v.as_str()));
+            }
+            let e = env(&vars);
+            let given = flag
+                .iter()
+                .map(|f| Given::new("telemetry.repository", f.clone(), Origin::flag("repo")))
+                .collect();
+            let s = Settings::resolve(
+                &Sources::new(&e).with_config(config).with_given(given),
+            )
+            .unwrap();
+            let (want, origin) = match (&flag, &strong, &file, &weak) {
+                (Some(f), ..) => (Some(f), "flag --repo"),
+                (None, Some(v), ..) => (Some(v), "env FLOW_REPOSITORY"),
+                (None, None, Some(v), _) => (Some(v), "default"),
+                (None, None, None, Some(v)) => (Some(v), "env GITHUB_REPOSITORY"),
+                (None, None, None, None) => (None, "default"),
+            };
+            proptest::prop_assert_eq!(s.config.telemetry.repository.as_ref(), want);
+            // A parsed configuration stands for the file without a path: its values show as
+            // defaults.
+            proptest::prop_assert_eq!(s.origin("telemetry.repository").to_string(), origin);
+        }
+    }
+
     #[test]
     fn azure_reads_its_own_variables_before_openai_ones() {
         let e = env(&[
