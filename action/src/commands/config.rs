@@ -32,11 +32,21 @@ pub(crate) fn config(args: &ConfigArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome
         };
         let _ = writeln!(text, "{:<width$}  {value}  ({})", e.key, e.origin);
     }
-    let _ = writeln!(
-        text,
-        "monitor triage: {}",
-        if settings.triage() { "on" } else { "off" }
-    );
+    if args
+        .only
+        .r#for
+        .is_none_or(|c| c == crate::cli::ConfigFor::Monitor)
+    {
+        let _ = writeln!(
+            text,
+            "monitor triage: {}",
+            match (settings.triage(), settings.config.telemetry.triage) {
+                (true, _) => "on",
+                (false, Some(false)) => "off (telemetry.triage)",
+                (false, _) => "off (no LLM configured explicitly)",
+            }
+        );
+    }
     let file = settings
         .file
         .as_ref()
