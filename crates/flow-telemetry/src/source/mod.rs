@@ -131,6 +131,26 @@ pub trait RunSource: Send + Sync {
     fn seed_list_etag(&self, _query: &RunQuery, _etag: &str) {}
 }
 
+/// A shared source is a source: every method is forwarded.
+#[async_trait::async_trait]
+impl<S: RunSource + ?Sized> RunSource for std::sync::Arc<S> {
+    async fn runs(&self, query: &RunQuery) -> Result<RunPage> {
+        (**self).runs(query).await
+    }
+
+    async fn jobs(&self, run: RunId) -> Result<Vec<Job>> {
+        (**self).jobs(run).await
+    }
+
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        (**self).list_etag(query)
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        (**self).seed_list_etag(query, etag);
+    }
+}
+
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).
 pub(crate) fn page_of(all: &[Run], query: &RunQuery) -> RunPage {
     let mut matching: Vec<&Run> = all
