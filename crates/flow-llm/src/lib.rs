@@ -90,6 +90,10 @@ pub use protocol::{
 pub use quirks::{ModelQuirks, Quirks};
 pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
 
+/// The redacting secret type [`ClientConfig`] takes keys in (re-exported so that callers
+/// need no extra dependency).
+pub use secrecy::SecretString;
+
 /// The cache crate behind [`Cached`], re-exported so that one dependency is enough.
 pub use flow_cache;
 /// The cache types [`ChatModelExt::with_cache`] takes: a [`Cache`] over a [`MemoryStore`]

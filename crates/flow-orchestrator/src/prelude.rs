@@ -43,7 +43,7 @@ pub use crate::{
 
 pub use flow_llm::{
     Budget, Cached, ChatModel, ChatModelExt, ChatRequest, ChatResponse, ClientConfig, Decision,
-    Enforcement, Fallback, HttpClient, Message, Retry, RetryPolicy, Usage, delegate,
+    Enforcement, Fallback, HttpClient, Message, Retry, RetryPolicy, SecretString, Usage, delegate,
 };
 
 pub use flow_cache::{Cache, CacheStore, MemoryConfig, MemoryStore, RedisConfig, RedisStore};
