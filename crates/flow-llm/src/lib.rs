@@ -54,6 +54,11 @@
 //! # }).unwrap();
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod budget;
 mod cached;
 mod client;

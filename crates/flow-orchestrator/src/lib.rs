@@ -82,6 +82,11 @@
 //! # }).unwrap();
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod config;
 mod error;
 mod monitor;

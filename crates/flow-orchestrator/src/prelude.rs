@@ -10,7 +10,7 @@
 //!   ([`DryRunSink`], [`GitHubIssueSink`]), [`Monitor`], [`Report`], [`Rules`], [`Run`],
 //!   [`Alert`].
 //! - flow-publish: [`Publisher`], [`GitHubPublisher`].
-//! - [`async_trait`], [`Deserialize`], [`Serialize`] and [`JsonSchema`].
+//! - [`macro@async_trait`], [`macro@Deserialize`], [`macro@Serialize`] and [`macro@JsonSchema`].
 //!
 //! The error types keep their crate's path (`flow_orchestrator::Error`,
 //! `flow_llm::Error`...), so the prelude never shadows a program's own `Error` or `Result`.
