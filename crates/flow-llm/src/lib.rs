@@ -15,7 +15,15 @@
 //! - [`prompt`]: validation, auto-conversion, `{{variable}}` templates and `.prompt.yml` files.
 //! - [`Quirks`]: reasoning models get `max_completion_tokens` and no sampling knobs.
 //!
-//! A stack reads like tower layers: `Budgeted<Cached<Fallback>>` over `Retry<HttpClient>`s.
+//! A stack reads like tower layers: `Budgeted<Cached<Fallback>>` over `Retry<HttpClient>`s,
+//! built with [`ChatModelExt`]: `client.clone().or_fallback_model(client, "gpt-4o-mini")
+//! .with_memory_cache(base_url)?.with_budget(Budget::unlimited().with_max_tokens(n).hard())`.
+//! The cache types it takes ([`Cache`], [`MemoryStore`], [`RedisStore`]) are re-exported.
+//!
+//! Usage adds up: [`Decision::usage`] and [`ChatResponse::spent_usage`] count the tokens a
+//! call spent (zero for an answer served from the cache), the same as [`Budgeted`] counts;
+//! the original call's usage stays in [`Decision::original_usage`] and the response. Token
+//! budgets are soft by default and hard with [`Budget::hard`] (see [`Budget`]).
 //!
 //! # Example
 //!
