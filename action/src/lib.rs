@@ -19,6 +19,11 @@
 //! assert_eq!(gha::escape_property("a:b,c"), "a%3Ab%2Cc");
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod action_yml;
 pub mod app;
 pub mod cli;

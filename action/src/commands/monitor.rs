@@ -172,6 +172,16 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         }
     }
     let mut annotations = Vec::new();
+    if report.truncated {
+        let warning = format!(
+            "stopped after {} pages ({} runs): older runs were not read; raise --max-runs (FLOW_MAX_PAGES) to cover them",
+            report.pages, report.runs
+        );
+        let _ = writeln!(text, "\nwarning: {warning}");
+        annotations.push(
+            Annotation::new(Level::Warning, warning).with_title("flow monitor: runs truncated"),
+        );
+    }
     if report.alerts.is_empty() {
         text.push_str("\nNo alert is open: no issue to open or update.\n");
     } else {

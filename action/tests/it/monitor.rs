@@ -172,3 +172,36 @@ fn open_issues_needs_a_repository() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("--open-issues needs --repo"), "{stderr}");
 }
+
+/// `--max-runs` below the history's size: the cut is reported, never silent.
+#[test]
+fn a_run_limit_that_cuts_the_history_is_warned_and_flagged() {
+    let out = flow()
+        .args(["monitor", "--max-runs", "100"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("warning: stopped after 1 pages (100 runs): older runs were not read"),
+        "{stdout}"
+    );
+    let out = flow()
+        .args(["monitor", "--max-runs", "100", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["runs"].as_u64(), v["truncated"].as_bool()),
+        (Some(100), Some(true))
+    );
+    assert_eq!(v["telemetry"]["truncated"], true);
+    // The whole sample fits three pages: no flag.
+    let out = flow()
+        .args(["monitor", "--max-runs", "300", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"], 300);
+    assert!(v.get("truncated").is_none(), "{v}");
+}

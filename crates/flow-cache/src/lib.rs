@@ -44,6 +44,11 @@
 //! # }
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod cache;
 mod clock;
 mod envelope;

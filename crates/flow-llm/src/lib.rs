@@ -15,7 +15,15 @@
 //! - [`prompt`]: validation, auto-conversion, `{{variable}}` templates and `.prompt.yml` files.
 //! - [`Quirks`]: reasoning models get `max_completion_tokens` and no sampling knobs.
 //!
-//! A stack reads like tower layers: `Budgeted<Cached<Fallback>>` over `Retry<HttpClient>`s.
+//! A stack reads like tower layers: `Budgeted<Cached<Fallback>>` over `Retry<HttpClient>`s,
+//! built with [`ChatModelExt`]: `client.clone().or_fallback_model(client, "gpt-4o-mini")
+//! .with_memory_cache(base_url)?.with_budget(Budget::unlimited().with_max_tokens(n).hard())`.
+//! The cache types it takes ([`Cache`], [`MemoryStore`], [`RedisStore`]) are re-exported.
+//!
+//! Usage adds up: [`Decision::usage`] and [`ChatResponse::spent_usage`] count the tokens a
+//! call spent (zero for an answer served from the cache), the same as [`Budgeted`] counts;
+//! the original call's usage stays in [`Decision::original_usage`] and the response. Token
+//! budgets are soft by default and hard with [`Budget::hard`] (see [`Budget`]).
 //!
 //! # Example
 //!
@@ -54,6 +62,11 @@
 //! # }).unwrap();
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod budget;
 mod cached;
 mod client;
@@ -89,6 +102,10 @@ pub use protocol::{
 };
 pub use quirks::{ModelQuirks, Quirks};
 pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
+
+/// The redacting secret type [`ClientConfig`] takes keys in (re-exported so that callers
+/// need no extra dependency).
+pub use secrecy::SecretString;
 
 /// The cache crate behind [`Cached`], re-exported so that one dependency is enough.
 pub use flow_cache;

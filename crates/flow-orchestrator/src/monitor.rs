@@ -59,6 +59,10 @@ pub struct MonitorReport {
     pub runs: usize,
     /// Pages read from the source.
     pub pages: u32,
+    /// True when `max_pages` stopped the reading while the source had more pages: older runs
+    /// were not read (also in [`Report::truncated`]). Omitted from JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// flow-telemetry's report: KPIs and trend per workflow over the rules' window, and the
     /// active alerts (its JSON schema, version [`flow_telemetry::report::SCHEMA_VERSION`]).
     pub telemetry: Report,
@@ -95,9 +99,14 @@ impl MonitorReport {
         let mut md = self.telemetry.to_markdown();
         let _ = writeln!(
             md,
-            "\n### Issues and triage\n\n{} runs read in {} page(s); {} active alert(s); {} recovered.\n",
+            "\n### Issues and triage\n\n{} runs read in {} page(s){}; {} active alert(s); {} recovered.\n",
             self.runs,
             self.pages,
+            if self.truncated {
+                " (**truncated** by the page limit: older runs were not read)"
+            } else {
+                ""
+            },
             self.alerts.len(),
             self.recovered.len()
         );
@@ -153,7 +162,8 @@ fn completion_order(mut runs: Vec<Run>) -> Vec<Run> {
 }
 
 impl Orchestrator {
-    /// One monitoring cycle: read up to `max_pages` pages of runs from the run source, feed
+    /// One monitoring cycle: read up to `max_pages` pages of runs from the run source (when
+    /// the limit leaves pages unread, [`MonitorReport::truncated`] says so), feed
     /// them in completion order to flow-telemetry's [`Monitor`], then for each alert still
     /// active at the end: ask the chat model for a [`Triage`] (when enabled and a model is
     /// set; a failure is recorded in [`AlertOutcome::triage_error`] and the issue is raised
@@ -182,10 +192,13 @@ impl Orchestrator {
         let mut query = self.monitor.query.clone();
         let mut runs = Vec::new();
         let mut pages = 0;
+        // Whether the last page read pointed at another one.
+        let mut more = false;
         while pages < self.monitor.max_pages {
             let page = source.runs(&query).await?;
             pages += 1;
             runs.extend(page.runs);
+            more = page.next_page.is_some();
             match page.next_page {
                 Some(next) => query = query.with_page(next),
                 None => break,
@@ -193,6 +206,13 @@ impl Orchestrator {
         }
         let runs = completion_order(runs);
         tracing::info!(runs = runs.len(), pages, "collected runs");
+        if more {
+            tracing::warn!(
+                pages,
+                max_pages = self.monitor.max_pages,
+                "stopped at max_pages: older runs were not read"
+            );
+        }
 
         let mut monitor = Monitor::new(self.rules.clone());
         let mut recovered = Vec::new();
@@ -239,7 +259,8 @@ impl Orchestrator {
         Ok(MonitorReport {
             runs: runs.len(),
             pages,
-            telemetry: Report::from_monitor(&monitor, self.clock.now_ms()),
+            truncated: more,
+            telemetry: Report::from_monitor(&monitor, self.clock.now_ms()).with_truncated(more),
             alerts,
             recovered: recoveries,
         })

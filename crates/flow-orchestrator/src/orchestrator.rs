@@ -47,8 +47,9 @@ impl Default for MonitorOptions {
 /// [`Orchestrator::configure`].
 ///
 /// Each operation needs only its own components: `delegate` and `review_issue` the chat
-/// model, `monitor` the run source and the issue sink (the chat model is optional), `publish`
-/// the publisher. A missing one is an [`ErrorKind::Missing`](crate::ErrorKind::Missing).
+/// model, `monitor` the run source (the chat model, for triage, and the issue sink are
+/// optional: without a sink the alerts are only reported), `publish` the publisher. A
+/// missing one is an [`ErrorKind::Missing`](crate::ErrorKind::Missing).
 #[derive(Clone)]
 pub struct Orchestrator {
     pub(crate) model: Option<Arc<dyn ChatModel>>,
@@ -78,7 +79,9 @@ impl fmt::Debug for Orchestrator {
     }
 }
 
-/// Builds an [`Orchestrator`] from trait objects; every part is optional.
+/// Builds an [`Orchestrator`]; every part is optional. Each `with_*` takes its part by
+/// value (`HttpClient`, `FileSource`, `DryRunSink`...) or already shared (`Arc<T>`, `Arc<dyn
+/// Trait>`): the builder shares it itself.
 #[derive(Default)]
 pub struct OrchestratorBuilder {
     model: Option<Arc<dyn ChatModel>>,
@@ -114,8 +117,8 @@ impl OrchestratorBuilder {
     /// The chat model answering `delegate`, `review_issue` and triage (with its own retry or
     /// fallback decorators, if any).
     #[must_use]
-    pub fn with_chat_model(mut self, model: Arc<dyn ChatModel>) -> Self {
-        self.model = Some(model);
+    pub fn with_chat_model(mut self, model: impl ChatModel + 'static) -> Self {
+        self.model = Some(Arc::new(model));
         self
     }
 
@@ -144,8 +147,8 @@ impl OrchestratorBuilder {
 
     /// Caches the chat model's answers in `store` (flow-llm's `Cached` decorator).
     #[must_use]
-    pub fn with_cache_store(mut self, store: Arc<dyn CacheStore>) -> Self {
-        self.cache = Some(store);
+    pub fn with_cache_store(mut self, store: impl CacheStore + 'static) -> Self {
+        self.cache = Some(Arc::new(store));
         self
     }
 
@@ -172,22 +175,22 @@ impl OrchestratorBuilder {
 
     /// Where `monitor` reads runs and jobs.
     #[must_use]
-    pub fn with_run_source(mut self, source: Arc<dyn RunSource>) -> Self {
-        self.source = Some(source);
+    pub fn with_run_source(mut self, source: impl RunSource + 'static) -> Self {
+        self.source = Some(Arc::new(source));
         self
     }
 
     /// Where `monitor` opens and updates issues.
     #[must_use]
-    pub fn with_issue_sink(mut self, sink: Arc<dyn IssueSink>) -> Self {
-        self.sink = Some(sink);
+    pub fn with_issue_sink(mut self, sink: impl IssueSink + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
         self
     }
 
     /// What `publish` releases with.
     #[must_use]
-    pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
-        self.publisher = Some(publisher);
+    pub fn with_publisher(mut self, publisher: impl Publisher + 'static) -> Self {
+        self.publisher = Some(Arc::new(publisher));
         self
     }
 
@@ -214,8 +217,8 @@ impl OrchestratorBuilder {
 
     /// The clock that dates reports (default the system clock).
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 

@@ -57,6 +57,11 @@
 //! # Ok::<(), flow_publish::Error>(())
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod branding;
 mod error;
 mod generate;

@@ -253,6 +253,14 @@ pub trait Publisher: Send + Sync {
     async fn release(&self, plan: &ReleasePlan) -> Result<ReleaseReport>;
 }
 
+/// A shared publisher is a publisher.
+#[async_trait]
+impl<P: Publisher + ?Sized> Publisher for std::sync::Arc<P> {
+    async fn release(&self, plan: &ReleasePlan) -> Result<ReleaseReport> {
+        (**self).release(plan).await
+    }
+}
+
 /// A [`Publisher`] that changes nothing and writes each step it would take, one per line, to a
 /// writer (e.g. stderr in the binary, a `Vec<u8>` in tests).
 #[derive(Debug)]

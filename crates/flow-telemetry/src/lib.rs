@@ -90,6 +90,11 @@
 //! assert_eq!(k[0].values.mttr_ms, Some(50_000.0));
 //! ```
 
+// The README's example, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod alert;
 pub mod detect;
 pub mod error;

@@ -165,7 +165,9 @@ pub struct Monitor {
     branch: Option<String>,
     states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
-    /// Every problem that fired, bounded by workflows × alert kinds.
+    /// Every problem that fired, bounded by workflows × alert kinds (absent from state files
+    /// written before it existed).
+    #[serde(default)]
     problems: BTreeMap<Fingerprint, Problem>,
 }
 

@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod author;
 mod config;
 mod delegate;
 mod mocks;

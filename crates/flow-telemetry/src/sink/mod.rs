@@ -119,6 +119,44 @@ pub trait IssueSink: Send + Sync {
     }
 }
 
+/// A shared sink is a sink: every method is forwarded.
+#[async_trait::async_trait]
+impl<S: IssueSink + ?Sized> IssueSink for std::sync::Arc<S> {
+    async fn raise(&self, alert: &Alert) -> Result<IssueAction> {
+        (**self).raise(alert).await
+    }
+
+    async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        (**self).raise_with_notes(alert, notes).await
+    }
+
+    async fn resolve(&self, fingerprint: &Fingerprint) -> Result<IssueAction> {
+        (**self).resolve(fingerprint).await
+    }
+
+    async fn open(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        (**self).open(alert, notes).await
+    }
+
+    async fn comment(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        (**self).comment(fingerprint, number, text).await
+    }
+
+    async fn close(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        (**self).close(fingerprint, number, text).await
+    }
+}
+
 /// Writes what it would do, one line per call, and does nothing else.
 pub struct DryRunSink {
     out: Mutex<Box<dyn Write + Send>>,
