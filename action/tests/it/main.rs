@@ -6,4 +6,5 @@ mod cli;
 mod harness;
 mod llm;
 mod monitor;
+mod rehearsal;
 mod workflows;
