@@ -489,6 +489,11 @@ pub struct ReleaseArgs {
     /// Release notes, or @path (default: the tag's CHANGELOG.md section is not read; empty).
     #[arg(long, value_name = "TEXT|@PATH")]
     pub notes: Option<String>,
+    /// Files built elsewhere to upload as they are: a release matrix's archives and the merged
+    /// manifest.json. With them nothing is packaged here (no --target needed).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    #[schemars(with = "Option<String>")]
+    pub asset: Vec<PathBuf>,
     /// Print the plan without changing anything on GitHub.
     #[arg(long)]
     #[schemars(default)]

@@ -202,14 +202,6 @@ pub(crate) fn release(args: &ReleaseArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         .as_deref()
         .context("--tag is required: the release, e.g. v1.2.3")?;
     let version = tag.trim_start_matches('v').to_owned();
-    let target = p
-        .target
-        .clone()
-        .context("--target is required: the triple the binary was built for")?;
-    let binary = match &p.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe().context("locating this binary (pass --binary)")?,
-    };
     let settings = ctx.settings()?;
     let (owner, repo) = settings
         .config
@@ -226,12 +218,30 @@ pub(crate) fn release(args: &ReleaseArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         .map(super::llm::text_or_file)
         .transpose()?
         .unwrap_or_default();
-    let request = flow_orchestrator::PublishRequest::new(owner, repo, &version, commit, &p.out_dir)
-        .with_metadata(action_yml::action_metadata()?)
-        .with_archive(flow_publish::ArchiveSpec::new(
-            "flow", version, target, binary, &p.license, &p.readme,
-        ))
-        .with_notes(notes);
+    let mut request =
+        flow_orchestrator::PublishRequest::new(owner, repo, &version, commit, &p.out_dir)
+            .with_metadata(action_yml::action_metadata()?)
+            .with_notes(notes);
+    if args.asset.is_empty() {
+        let target = p.target.clone().context(
+            "--target is required: the triple the binary was built for (or give --asset)",
+        )?;
+        let binary = match &p.binary {
+            Some(b) => b.clone(),
+            None => std::env::current_exe().context("locating this binary (pass --binary)")?,
+        };
+        request = request.with_archive(flow_publish::ArchiveSpec::new(
+            "flow",
+            version.clone(),
+            target,
+            binary,
+            &p.license,
+            &p.readme,
+        ));
+    }
+    for path in &args.asset {
+        request = request.with_asset(prebuilt_asset(path, &version)?);
+    }
     let rt = super::llm::runtime()?;
     let _guard = rt.enter();
     let mut builder = super::llm::builder(&settings)?;
@@ -282,6 +292,29 @@ pub(crate) fn release(args: &ReleaseArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         annotations: Vec::new(),
         failure: None,
     })
+}
+
+/// A file built elsewhere, described for upload: the target is read from an archive's name
+/// (`flow-v1.2.3-<triple>.tar.gz`), the content type from its extension.
+fn prebuilt_asset(path: &std::path::Path, version: &str) -> anyhow::Result<flow_publish::Asset> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("--asset {}: not a file name in UTF-8", path.display()))?;
+    let (stem, content_type) = if let Some(stem) = name.strip_suffix(".tar.gz") {
+        (stem, "application/gzip")
+    } else if let Some(stem) = name.strip_suffix(".zip") {
+        (stem, "application/zip")
+    } else if let Some(stem) = name.strip_suffix(".json") {
+        (stem, "application/json")
+    } else {
+        (name, "application/octet-stream")
+    };
+    let target = stem
+        .strip_prefix(&format!("flow-v{version}-"))
+        .unwrap_or(stem);
+    flow_publish::Asset::from_file(target, path, content_type)
+        .with_context(|| format!("--asset {}", path.display()))
 }
 
 /// A writer into a shared buffer, for the dry-run publisher.

@@ -37,7 +37,7 @@ fn committed_action_yml_passes_flow_publish_validation() {
         .iter()
         .find(|s| s.id.as_deref() == Some("run"))
         .unwrap();
-    for id in meta.inputs.keys().filter(|id| *id != "download-base-url") {
+    for id in meta.inputs.keys() {
         let var = flow_action::gha::input_var(id);
         assert_eq!(
             run.env.get(&var).map(String::as_str),

@@ -2,8 +2,11 @@
 //! HTTP server that serves a release archive built by flow-publish from the real `flow` binary.
 //!
 //! The mini-runner below evaluates exactly the expressions `action.yml` uses (`inputs.*`,
-//! `github.*`, `runner.*`, `steps.*.outputs.*`, `||`, `!=`); an expression it does not know fails
-//! the test, so action.yml cannot grow a construct the harness silently ignores.
+//! `github.*`, `runner.*`, `steps.*.outputs.*`, `||`, `!=`, `==`) and runs exactly the actions it
+//! uses (actions/cache/restore and save at the pinned commit, against a local cache directory
+//! that outlives the runner's tool cache, like GitHub's cache service outlives a hosted VM); an
+//! expression or an action it does not know fails the test, so action.yml cannot grow a construct
+//! the harness silently ignores.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,68 +21,83 @@ const VERSION: &str = "0.1.0";
 
 /// A temporary copy of the action (action.yml + scripts) with a fixture manifest, and the
 /// runner's directories.
-struct Runner {
+pub(crate) struct Runner {
     dir: tempfile::TempDir,
     meta: ActionMetadata,
     inputs: HashMap<String, String>,
-    extra_path: Option<PathBuf>,
+    pub(crate) extra_path: Option<PathBuf>,
+    /// `runner.os` / `RUNNER_OS` and `runner.arch` / `RUNNER_ARCH`.
+    pub(crate) os: String,
+    pub(crate) arch: String,
+    /// The Actions cache: one directory per key.
+    pub(crate) cache_store: PathBuf,
 }
 
 /// What one run of the action left behind.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     /// Per step id: exit code (None when skipped by `if:`).
-    codes: Vec<(String, Option<i32>)>,
+    pub(crate) codes: Vec<(String, Option<i32>)>,
     /// Per step id: its outputs.
-    step_outputs: HashMap<String, HashMap<String, String>>,
+    pub(crate) step_outputs: HashMap<String, HashMap<String, String>>,
     /// The action's outputs.
-    outputs: HashMap<String, String>,
+    pub(crate) outputs: HashMap<String, String>,
     /// Everything the steps printed on stdout.
-    stdout: String,
+    pub(crate) stdout: String,
     /// The step summary.
-    summary: String,
+    pub(crate) summary: String,
 }
 
 impl Run {
-    fn code(&self, step: &str) -> Option<i32> {
+    pub(crate) fn code(&self, step: &str) -> Option<i32> {
         self.codes
             .iter()
             .find(|(s, _)| s == step)
             .and_then(|(_, c)| *c)
     }
-    fn ran(&self, step: &str) -> bool {
+    pub(crate) fn ran(&self, step: &str) -> bool {
         self.codes.iter().any(|(s, c)| s == step && c.is_some())
     }
 }
 
-fn action_dir() -> PathBuf {
+pub(crate) fn action_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 impl Runner {
-    fn new(manifest: &Manifest) -> Self {
+    pub(crate) fn new(manifest: &Manifest) -> Self {
+        Self::with_manifest_text(&manifest.to_json().unwrap())
+    }
+
+    /// A runner whose copy of the action holds `manifest` as its manifest.json, verbatim.
+    pub(crate) fn with_manifest_text(manifest: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let action = dir.path().join("action");
+        // GITHUB_ACTION_PATH/.. is the action's repository, as on a runner (`_actions/o/r/ref`).
+        let action = dir.path().join("repo/action");
         std::fs::create_dir_all(action.join("scripts")).unwrap();
         std::fs::copy(action_dir().join("action.yml"), action.join("action.yml")).unwrap();
         for entry in std::fs::read_dir(action_dir().join("scripts")).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), action.join("scripts").join(entry.file_name())).unwrap();
         }
-        std::fs::write(action.join("manifest.json"), manifest.to_json().unwrap()).unwrap();
-        for d in ["toolcache", "temp", "workspace"] {
+        std::fs::write(action.join("manifest.json"), manifest).unwrap();
+        for d in ["toolcache", "temp", "workspace", "actions-cache"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let meta = ActionMetadata::read(action.join("action.yml")).unwrap();
+        let cache_store = dir.path().join("actions-cache");
         Self {
             dir,
             meta,
             inputs: HashMap::new(),
             extra_path: None,
+            os: "Linux".into(),
+            arch: "X64".into(),
+            cache_store,
         }
     }
 
-    fn input(mut self, id: &str, value: impl Into<String>) -> Self {
+    pub(crate) fn input(mut self, id: &str, value: impl Into<String>) -> Self {
         assert!(
             self.meta.inputs.contains_key(id),
             "action.yml has no input {id}"
@@ -88,7 +106,7 @@ impl Runner {
         self
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
@@ -101,6 +119,9 @@ impl Runner {
         }
         if let Some((a, b)) = expr.split_once("!=") {
             return (self.eval(a, steps) != self.eval(b, steps)).to_string();
+        }
+        if let Some((a, b)) = expr.split_once("==") {
+            return (self.eval(a, steps) == self.eval(b, steps)).to_string();
         }
         if let Some(lit) = expr.strip_prefix('\'').and_then(|e| e.strip_suffix('\'')) {
             return lit.to_owned();
@@ -123,11 +144,12 @@ impl Runner {
                 .and_then(|o| o.get(*name))
                 .cloned()
                 .unwrap_or_default(),
-            ["github", "action_repository"] => "flow-orchestrator/flow-orchestrator".into(),
+            // Empty inside composite steps (actions/runner#2473): nothing may depend on it.
+            ["github", "action_repository"] => String::new(),
             ["github", "repository"] => "octo/app".into(),
             ["github", "token"] => "ghs_harness_token".into(),
-            ["runner", "os"] => "Linux".into(),
-            ["runner", "arch"] => "X64".into(),
+            ["runner", "os"] => self.os.clone(),
+            ["runner", "arch"] => self.arch.clone(),
             _ => panic!("the harness does not know the expression `{expr}`"),
         }
     }
@@ -146,8 +168,50 @@ impl Runner {
         out
     }
 
-    fn run(&self) -> Run {
-        let action = self.path("action");
+    /// What actions/cache/restore and actions/cache/save do, against `cache_store`.
+    fn run_action(
+        &self,
+        uses: &str,
+        with: &HashMap<String, String>,
+        stdout: &mut String,
+    ) -> (Option<i32>, HashMap<String, String>) {
+        let key = with.get("key").cloned().unwrap_or_default();
+        let path = PathBuf::from(with.get("path").cloned().unwrap_or_default());
+        assert!(!key.is_empty() && path.is_absolute(), "{uses}: {with:?}");
+        let stored = self.cache_store.join(&key);
+        let mut outputs = HashMap::new();
+        match uses {
+            flow_action::action_yml::CACHE_RESTORE => {
+                let hit = stored.is_dir();
+                if hit {
+                    copy_dir(&stored, &path);
+                    stdout.push_str(&format!("Cache restored from key: {key}\n"));
+                } else {
+                    stdout.push_str(&format!("Cache not found for input keys: {key}\n"));
+                }
+                outputs.insert("cache-hit".to_owned(), hit.to_string());
+                outputs.insert("cache-primary-key".to_owned(), key);
+            }
+            flow_action::action_yml::CACHE_SAVE => {
+                assert!(
+                    path.is_dir(),
+                    "{uses}: nothing to save at {}",
+                    path.display()
+                );
+                if stored.exists() {
+                    stdout.push_str(&format!("Cache already exists for key: {key}\n"));
+                } else {
+                    copy_dir(&path, &stored);
+                    stdout.push_str(&format!("Cache saved with key: {key}\n"));
+                }
+            }
+            other => panic!("the harness does not know the action `{other}`"),
+        }
+        (Some(0), outputs)
+    }
+
+    pub(crate) fn run(&self) -> Run {
+        let action = self.path("repo/action");
         let summary = self.path("summary.md");
         std::fs::write(&summary, "").unwrap();
         let mut steps: HashMap<String, HashMap<String, String>> = HashMap::new();
@@ -163,6 +227,17 @@ impl Runner {
                 .is_none_or(|cond| self.eval(cond, &steps) == "true");
             if failed || !wanted {
                 codes.push((id, None));
+                continue;
+            }
+            if let Some(uses) = &step.uses {
+                let with = step
+                    .with
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.interpolate(v, &steps)))
+                    .collect();
+                let (code, outputs) = self.run_action(uses, &with, &mut stdout);
+                steps.insert(id.clone(), outputs);
+                codes.push((id, code));
                 continue;
             }
             let output_file = self.path(&format!("output-{id}"));
@@ -186,8 +261,8 @@ impl Runner {
                 .env("GITHUB_OUTPUT", &output_file)
                 .env("GITHUB_STEP_SUMMARY", &summary)
                 .env("GITHUB_WORKSPACE", self.path("workspace"))
-                .env("RUNNER_OS", "Linux")
-                .env("RUNNER_ARCH", "X64")
+                .env("RUNNER_OS", &self.os)
+                .env("RUNNER_ARCH", &self.arch)
                 .env("RUNNER_TEMP", self.path("temp"))
                 .env("RUNNER_TOOL_CACHE", self.path("toolcache"));
             for (k, v) in &step.env {
@@ -219,6 +294,19 @@ impl Runner {
             outputs,
             stdout,
             summary: std::fs::read_to_string(&summary).unwrap(),
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
 }
@@ -286,6 +374,11 @@ fn build_fixture_archive(dir: &Path) -> (Vec<u8>, Manifest) {
     (bytes, manifest)
 }
 
+/// The manifest with absolute URLs into `server`.
+fn at(manifest: &Manifest, server: &MockServer) -> Manifest {
+    manifest.clone().with_download_base(&server.uri()).unwrap()
+}
+
 fn asset_name() -> String {
     format!("flow-v{VERSION}-{TARGET}.tar.gz")
 }
@@ -301,7 +394,7 @@ async fn serve(bytes: Vec<u8>, times: u64) -> MockServer {
     server
 }
 
-async fn run_blocking(runner: Runner) -> (Runner, Run) {
+pub(crate) async fn run_blocking(runner: Runner) -> (Runner, Run) {
     tokio::task::spawn_blocking(move || {
         let run = runner.run();
         (runner, run)
@@ -315,8 +408,7 @@ async fn installs_verifies_caches_and_runs_with_outputs_and_summary() {
     let fixtures = tempfile::tempdir().unwrap();
     let (bytes, manifest) = fixture_archive(fixtures.path());
     let server = serve(bytes, 1).await;
-    let runner = Runner::new(&manifest)
-        .input("download-base-url", server.uri())
+    let runner = Runner::new(&at(&manifest, &server))
         .input("command", "publish metadata")
         .input("output", "generated.yml")
         .input("api-key", "sk-harness-secret");
@@ -382,9 +474,7 @@ async fn a_checksum_mismatch_fails_closed() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     let server = serve(bytes, 1).await;
-    let runner = Runner::new(&manifest)
-        .input("download-base-url", server.uri())
-        .input("command", "publish metadata");
+    let runner = Runner::new(&at(&manifest, &server)).input("command", "publish metadata");
     let (runner, run) = run_blocking(runner).await;
 
     assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
@@ -412,7 +502,7 @@ async fn a_manifest_digest_that_is_not_hex_fails_closed() {
             sha256: "not-a-digest".into(),
         },
     );
-    let runner = Runner::new(&manifest).input("download-base-url", server.uri());
+    let runner = Runner::new(&at(&manifest, &server));
     let (_runner, run) = run_blocking(runner).await;
     assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
     assert!(
@@ -429,7 +519,7 @@ async fn a_missing_archive_on_the_server_fails() {
     let fixtures = tempfile::tempdir().unwrap();
     let (_bytes, manifest) = fixture_archive(fixtures.path());
     let server = MockServer::start().await; // answers 404 to everything
-    let runner = Runner::new(&manifest).input("download-base-url", server.uri());
+    let runner = Runner::new(&at(&manifest, &server));
     let (_runner, run) = run_blocking(runner).await;
     assert_eq!(run.code("install"), Some(1), "{}", run.stdout);
     assert!(run.stdout.contains("downloading"), "{}", run.stdout);
@@ -437,14 +527,85 @@ async fn a_missing_archive_on_the_server_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_a_matching_release_it_builds_from_source_and_runs() {
+async fn without_a_matching_release_it_builds_once_then_restores_from_the_actions_cache() {
     let fixtures = tempfile::tempdir().unwrap();
-    // A fake cargo records its arguments and "installs" the real binary.
-    let bin_dir = fixtures.path().join("fake-bin");
+    let (bin_dir, log) = fake_cargo(fixtures.path());
+    let empty = Manifest::empty(VERSION).to_json().unwrap();
+    let new_vm = |store: Option<PathBuf>| {
+        let mut runner = Runner::with_manifest_text(&empty)
+            .input("command", "publish metadata")
+            .input("output", "-");
+        runner.extra_path = Some(bin_dir.clone());
+        if let Some(store) = store {
+            runner.cache_store = store;
+        }
+        runner
+    };
+    let (runner, run) = run_blocking(new_vm(None)).await;
+
+    assert_eq!(run.code("install"), Some(0), "{}", run.stdout);
+    assert_eq!(run.step_outputs["install"]["found"], "false");
+    assert!(
+        run.stdout.contains("::notice title=flow::"),
+        "{}",
+        run.stdout
+    );
+    let key = run.step_outputs["install"]["cache-key"].clone();
+    assert!(key.starts_with("flow-bin-v1-Linux-X64-"), "{key}");
+    assert_eq!(run.step_outputs["restore"]["cache-hit"], "false");
+    assert_eq!(run.code("fallback"), Some(0), "{}", run.stdout);
+    assert_eq!(run.step_outputs["fallback"]["built"], "true");
+    assert!(
+        run.stdout
+            .contains("::notice title=flow::built flow from source in 0m"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code("save"), Some(0), "{}", run.stdout);
+    assert!(runner.cache_store.join(&key).join("bin/flow").is_file());
+    assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.starts_with(&format!(
+            "install --locked --profile dist --path {}",
+            runner.path("repo/action").display()
+        )),
+        "{args}"
+    );
+    assert!(
+        run.stdout.contains("name: flow-orchestrator"),
+        "{}",
+        run.stdout
+    );
+
+    // The next job, on a fresh VM (empty tool cache), same source and platform: the binary
+    // comes from the Actions cache under the same key; cargo is not run again, nothing saved.
+    let store = runner.cache_store.clone();
+    let (_again_runner, again) = run_blocking(new_vm(Some(store))).await;
+    assert_eq!(again.step_outputs["install"]["cache-key"], key);
+    assert_eq!(again.step_outputs["restore"]["cache-hit"], "true");
+    assert_eq!(again.step_outputs["fallback"]["built"], "false");
+    assert!(
+        again
+            .stdout
+            .contains("flow restored from the Actions cache"),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.ran("save"), "{again:?}");
+    assert_eq!(again.code("run"), Some(0), "{}", again.stdout);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    drop(runner);
+}
+
+/// A fake `cargo` on PATH that records its arguments (one line per call) and "installs" the
+/// real binary under `--root`.
+pub(crate) fn fake_cargo(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin_dir = dir.join("fake-bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    let log = fixtures.path().join("cargo-args");
+    let log = dir.join("cargo-args");
     let fake = format!(
-        "#!/usr/bin/env bash\nset -eu\necho \"$*\" > '{log}'\nroot=''\nwhile [ $# -gt 0 ]; do \
+        "#!/usr/bin/env bash\nset -eu\necho \"$*\" >> '{log}'\nroot=''\nwhile [ $# -gt 0 ]; do \
          if [ \"$1\" = --root ]; then root=\"$2\"; fi; shift; done\nmkdir -p \"$root/bin\"\ncp \
          '{bin}' \"$root/bin/flow\"\n",
         log = log.display(),
@@ -456,35 +617,7 @@ async fn without_a_matching_release_it_builds_from_source_and_runs() {
         .arg(bin_dir.join("cargo"))
         .status()
         .unwrap();
-    let empty = Manifest::empty(VERSION);
-    let mut runner = Runner::new(&empty)
-        .input("command", "publish metadata")
-        .input("output", "-");
-    runner.extra_path = Some(bin_dir);
-    let (runner, run) = run_blocking(runner).await;
-
-    assert_eq!(run.code("install"), Some(0), "{}", run.stdout);
-    assert_eq!(run.step_outputs["install"]["found"], "false");
-    assert!(
-        run.stdout.contains("::notice title=flow::"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(run.code("fallback"), Some(0), "{}", run.stdout);
-    assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
-    let args = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        args.starts_with(&format!(
-            "install --locked --path {}",
-            runner.path("action").display()
-        )),
-        "{args}"
-    );
-    assert!(
-        run.stdout.contains("name: flow-orchestrator"),
-        "{}",
-        run.stdout
-    );
+    (bin_dir, log)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -492,8 +625,7 @@ async fn a_failing_flow_run_prints_an_error_command_and_fails_the_step() {
     let fixtures = tempfile::tempdir().unwrap();
     let (bytes, manifest) = fixture_archive(fixtures.path());
     let server = serve(bytes, 1).await;
-    let runner = Runner::new(&manifest)
-        .input("download-base-url", server.uri())
+    let runner = Runner::new(&at(&manifest, &server))
         .input("command", "publish metadata")
         .input("output", "generated.yml")
         .input("check", "true");
@@ -521,9 +653,7 @@ async fn the_default_command_monitors_and_writes_outputs_and_the_summary() {
     let (bytes, manifest) = fixture_archive(fixtures.path());
     let server = serve(bytes, 1).await;
     // No repository (the input defaults to the workflow's): the bundled sample, offline.
-    let runner = Runner::new(&manifest)
-        .input("download-base-url", server.uri())
-        .input("repo", "");
+    let runner = Runner::new(&at(&manifest, &server)).input("repo", "");
     let (_runner, run) = run_blocking(runner).await;
     assert_eq!(run.code("run"), Some(0), "{}", run.stdout);
     assert!(

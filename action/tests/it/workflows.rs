@@ -147,3 +147,235 @@ fn zizmor_catches_a_template_injection() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("template-injection"));
 }
+
+/// The project's own workflows (`.github/workflows/`): CI and the release pipeline.
+fn project_workflows() -> Vec<PathBuf> {
+    let files = vec![
+        repo().join(".github/workflows/ci.yml"),
+        repo().join(".github/workflows/release.yml"),
+    ];
+    for f in &files {
+        assert!(f.is_file(), "{} is missing", f.display());
+    }
+    files
+}
+
+#[test]
+fn project_workflows_pass_actionlint() {
+    let out = actionlint(&project_workflows());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 file(s), 0 problem(s)"), "{stdout}");
+}
+
+#[test]
+fn actionlint_still_rejects_an_unknown_runner_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\npermissions: {}\njobs:\n  a:\n    runs-on: macos-14-typo\n    steps:\n      - run: \
+         echo\n",
+    )
+    .unwrap();
+    let out = actionlint(&[bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("macos-14-typo"));
+}
+
+#[test]
+fn project_workflows_pass_zizmor() {
+    let out = zizmor(&project_workflows());
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("No findings to report"), "{report}");
+    // No finding is silenced: zizmor ignores need a written reason, and these need none.
+    for f in project_workflows() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("zizmor: ignore"), "{}", f.display());
+    }
+}
+
+#[test]
+fn project_workflows_pass_check_jsonschema() {
+    let tool = std::env::var_os("FLOW_CHECK_JSONSCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/check-jsonschema"));
+    let out = Command::new(&tool)
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .args(project_workflows())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): run `scripts/tools`, or set FLOW_CHECK_JSONSCHEMA",
+                tool.display()
+            )
+        });
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("ok -- validation done"), "{report}");
+}
+
+/// Every `uses:` of `text`, with the rest of its line (the `# vX` comment).
+fn uses_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l
+                .trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix("uses: ")?;
+            let (action, comment) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some((action.to_owned(), comment.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn is_pinned(action: &str) -> bool {
+    action.rsplit_once('@').is_some_and(|(name, sha)| {
+        name.split('/').count() >= 2
+            && sha.len() == 40
+            && sha
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
+#[test]
+fn project_workflows_pin_actions_by_commit_and_grant_least_permissions() {
+    for file in project_workflows() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let uses = uses_lines(&text);
+        assert!(!uses.is_empty(), "{}", file.display());
+        for (action, comment) in uses {
+            assert!(
+                is_pinned(&action),
+                "{}: {action} is not pinned",
+                file.display()
+            );
+            assert!(
+                comment.starts_with("# v"),
+                "{}: {action} has no `# vX`",
+                file.display()
+            );
+        }
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        // Nothing at the top: each job asks for what it needs, with a reason.
+        assert_eq!(
+            doc["permissions"],
+            serde_norway::Value::Mapping(Default::default()),
+            "{}",
+            file.display()
+        );
+        for (name, job) in doc["jobs"].as_mapping().unwrap() {
+            let perms = job["permissions"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{}: job {name:?} has no permissions", file.display()));
+            for (scope, level) in perms {
+                let write = level.as_str() == Some("write");
+                let allowed = !write
+                    || (file.ends_with("release.yml")
+                        && name.as_str() == Some("release")
+                        && scope.as_str() == Some("contents"));
+                assert!(allowed, "{}: {name:?} {scope:?}: {level:?}", file.display());
+            }
+            assert!(job["timeout-minutes"].as_u64().is_some(), "{name:?}");
+        }
+    }
+    // The composite action pins the cache actions it uses the same way.
+    let action = std::fs::read_to_string(repo().join("action/action.yml")).unwrap();
+    let uses = uses_lines(&action);
+    assert_eq!(uses.len(), 2, "{uses:?}");
+    assert!(uses.iter().all(|(a, _)| is_pinned(a)), "{uses:?}");
+}
+
+#[test]
+fn the_release_workflow_builds_every_target_and_publishes_through_flow() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let tags: Vec<&str> = doc["on"]["push"]["tags"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["v*"]);
+    let build = &doc["jobs"]["build"];
+    let mut targets: Vec<&str> = build["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    targets.sort_unstable();
+    let mut expected = flow_publish::DEFAULT_TARGETS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(targets, expected);
+    let script = |job: &serde_norway::Value| -> String {
+        job["steps"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let build_run = script(build);
+    assert!(
+        build_run.contains("cargo build --release --locked"),
+        "{build_run}"
+    );
+    assert!(build_run.contains("publish package"), "{build_run}");
+    assert!(build_run.contains("--download-base-url"), "{build_run}");
+    let release = &doc["jobs"]["release"];
+    assert_eq!(release["needs"].as_str(), Some("build"));
+    let release_run = script(release);
+    for needle in [
+        "publish manifest",
+        "--manifest-out action/manifest.json",
+        "git commit",
+        "push --force origin \"HEAD:refs/tags/$TAG\"",
+        "publish release",
+        "--commit \"$COMMIT\"",
+        "--asset",
+    ] {
+        assert!(release_run.contains(needle), "{needle}: {release_run}");
+    }
+    // Every flag the workflow passes exists.
+    for flag in [
+        "--entry",
+        "--manifest-out",
+        "--asset",
+        "--download-base-url",
+        "--notes",
+    ] {
+        assert!(
+            flow_action::action_yml::action_metadata()
+                .unwrap()
+                .inputs
+                .contains_key(flag.trim_start_matches("--")),
+            "{flag}"
+        );
+    }
+    // Nothing inside a script expands an expression (zizmor checks it too).
+    assert!(!build_run.contains("${{") && !release_run.contains("${{"));
+}
+
+#[test]
+fn ci_runs_what_ci_run_does_with_a_cargo_cache() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/ci.yml")).unwrap();
+    assert!(text.contains("run: bash .ci/run"), "{text}");
+    assert!(text.contains("actions/cache@"), "{text}");
+    assert!(text.contains("hashFiles('Cargo.lock'"), "{text}");
+}

@@ -63,6 +63,9 @@ impl HttpClient {
                 config.base_url
             )));
         }
+        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
+        // no-op when one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)

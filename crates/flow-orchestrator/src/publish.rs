@@ -15,8 +15,11 @@ use crate::orchestrator::Orchestrator;
 pub struct PublishRequest {
     /// The action metadata to validate first (`action.yml`), if any.
     pub metadata: Option<ActionMetadata>,
-    /// One archive per target.
+    /// One archive per target, built here.
     pub archives: Vec<ArchiveSpec>,
+    /// Files built elsewhere (a release matrix's archives and the merged `manifest.json`),
+    /// uploaded as they are after the archives built here.
+    pub assets: Vec<Asset>,
     /// Where the archives and `manifest.json` are written.
     pub out_dir: PathBuf,
     /// Repository owner.
@@ -46,6 +49,7 @@ impl PublishRequest {
         Self {
             metadata: None,
             archives: Vec::new(),
+            assets: Vec::new(),
             out_dir: out_dir.into(),
             owner: owner.into(),
             repo: repo.into(),
@@ -67,6 +71,14 @@ impl PublishRequest {
     #[must_use]
     pub fn with_archive(mut self, spec: ArchiveSpec) -> Self {
         self.archives.push(spec);
+        self
+    }
+
+    /// Adds a file built elsewhere, uploaded as it is (see [`Asset::from_file`]). A
+    /// `manifest.json` among them is the release's manifest when nothing is built here.
+    #[must_use]
+    pub fn with_asset(mut self, asset: Asset) -> Self {
+        self.assets.push(asset);
         self
     }
 
@@ -100,7 +112,7 @@ pub struct PublishReport {
 
 impl Orchestrator {
     /// Validates the metadata (error findings stop here), packages every archive with its
-    /// SHA-256 and `manifest.json`, then releases them through the publisher (draft, upload,
+    /// SHA-256 and `manifest.json`, adds the assets built elsewhere, then releases them through the publisher (draft, upload,
     /// verify, publish, major tag). A dry-run publisher makes this a dry run.
     ///
     /// # Errors
@@ -141,7 +153,32 @@ impl Orchestrator {
             if !request.move_major_tag {
                 plan = plan.with_major_tag(None);
             }
-            let (assets, manifest) = package_blocking(&request.archives, &request.out_dir).await?;
+            let (mut assets, manifest) = if request.archives.is_empty() {
+                (Vec::new(), None)
+            } else {
+                let (assets, manifest) =
+                    package_blocking(&request.archives, &request.out_dir).await?;
+                (assets, Some(manifest))
+            };
+            for asset in &request.assets {
+                if assets.iter().any(|a| a.name == asset.name) {
+                    return Err(Error::config(
+                        format!("assets[{}]", asset.name),
+                        "each asset name once (it is also built here, or given twice)",
+                    ));
+                }
+                assets.push(asset.clone());
+            }
+            if assets.is_empty() {
+                return Err(Error::config(
+                    "archives",
+                    "an archive to build or an asset to upload",
+                ));
+            }
+            let manifest = match manifest {
+                Some(m) => m,
+                None => prebuilt_manifest(&request.assets, &request.version)?,
+            };
             plan.assets.clone_from(&assets);
             let release = publisher.release(&plan).await?;
             Ok(PublishReport {
@@ -154,6 +191,34 @@ impl Orchestrator {
         .instrument(tracing::info_span!("flow.publish", version = %request.version))
         .await
     }
+}
+
+/// The `manifest.json` among assets built elsewhere (it must be of the version released), or an
+/// empty manifest when there is none.
+fn prebuilt_manifest(assets: &[Asset], version: &str) -> Result<Manifest> {
+    let Some(asset) = assets
+        .iter()
+        .find(|a| a.name == flow_publish::MANIFEST_NAME)
+    else {
+        return Ok(Manifest::empty(version));
+    };
+    let text = std::fs::read_to_string(&asset.path).map_err(|e| {
+        Error::new(crate::ErrorKind::Io {
+            path: asset.path.display().to_string(),
+            detail: e.to_string(),
+        })
+    })?;
+    let manifest = Manifest::from_json_named(&asset.path.display().to_string(), &text)?;
+    if manifest.version != version {
+        return Err(Error::config(
+            format!("{}: version", asset.path.display()),
+            format!(
+                "expected {version}, the version released, got {}",
+                manifest.version
+            ),
+        ));
+    }
+    Ok(manifest)
 }
 
 /// Creates `out_dir` and packages `archives` into it on the blocking pool: reading the sources,

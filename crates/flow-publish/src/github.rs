@@ -75,6 +75,9 @@ impl GitHubPublisher {
     /// # Errors
     /// [`ErrorKind::Http`] when the HTTP client cannot be built (no TLS backend).
     pub fn new(token: SecretString) -> Result<Self> {
+        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
+        // no-op when one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .user_agent(concat!("flow-publish/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(300))

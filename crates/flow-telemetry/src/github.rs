@@ -179,6 +179,9 @@ impl GitHubClient {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] when the base URL is invalid.
     pub fn new(cfg: GitHubConfig) -> Result<Self> {
+        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
+        // no-op when one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = Octocrab::builder()
             .base_uri(cfg.base_url.as_str())
             .map_err(|e| Error::invalid("base_url", format!("expected an http(s) URL: {e}")))?;

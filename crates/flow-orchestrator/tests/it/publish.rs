@@ -116,3 +116,71 @@ async fn publish_without_a_publisher_is_refused() {
         }
     ));
 }
+
+#[tokio::test]
+async fn assets_built_elsewhere_are_released_with_their_merged_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a release matrix leaves: archives built per target and the merged manifest.
+    let built = request(dir.path(), good_metadata());
+    let (assets, manifest) =
+        flow_publish::package(&built.archives, &dir.path().join("matrix")).unwrap();
+    let merged = flow_publish::merge(
+        &[flow_publish::ManifestPart {
+            source: "matrix/manifest.json".into(),
+            manifest,
+        }],
+        Some("https://github.com/octo/hello/releases/download"),
+    )
+    .unwrap();
+    let merged_path = dir.path().join("merged/manifest.json");
+    std::fs::create_dir_all(merged_path.parent().unwrap()).unwrap();
+    std::fs::write(&merged_path, merged.to_json().unwrap()).unwrap();
+    let mut req = PublishRequest::new("octo", "hello", "1.2.3", COMMIT, dir.path().join("dist"))
+        .with_metadata(good_metadata());
+    for a in assets.iter().filter(|a| a.name != "manifest.json") {
+        req = req.with_asset(a.clone());
+    }
+    req = req.with_asset(
+        flow_publish::Asset::from_file("manifest", &merged_path, "application/json").unwrap(),
+    );
+
+    let mut publisher = MockPub::new();
+    let expected_sha = flow_publish::sha256_file(&merged_path).unwrap().0;
+    publisher
+        .expect_release()
+        .withf(move |plan| {
+            plan.assets.len() == 3
+                && plan
+                    .assets
+                    .iter()
+                    .any(|a| a.name == "manifest.json" && a.sha256 == expected_sha)
+        })
+        .times(1)
+        .returning(|plan| {
+            Ok(ReleaseReport {
+                html_url: None,
+                steps: vec![ReleaseStep::Published { tag: plan.tag() }],
+            })
+        });
+    let o = Orchestrator::builder()
+        .with_publisher(Arc::new(publisher))
+        .build()
+        .unwrap();
+    let report = o.publish(&req).await.unwrap();
+    assert_eq!(report.manifest, merged);
+    // Nothing was built here.
+    assert!(!dir.path().join("dist").exists());
+
+    // The same asset twice, or a manifest of another version, is refused before any release.
+    let o = Orchestrator::builder()
+        .with_publisher(Arc::new(MockPub::new()))
+        .build()
+        .unwrap();
+    let twice = req.clone().with_asset(req.assets[0].clone());
+    let e = o.publish(&twice).await.unwrap_err();
+    assert!(e.to_string().contains("each asset name once"), "{e}");
+    let mut other = req.clone();
+    other.version = "1.2.4".into();
+    let e = o.publish(&other).await.unwrap_err();
+    assert!(e.to_string().contains("expected 1.2.4"), "{e}");
+}
