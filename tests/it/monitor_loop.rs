@@ -11,7 +11,7 @@ use wiremock::MockServer;
 use crate::github::{FAILING_STEP, GitHub, TOKEN, history};
 use crate::openai;
 
-const TRIAGE: &str = r#"{"likely_cause":"Job `test` fails at step `cargo test --locked` in every run since the burst began; the builds still pass, so a test regression is likely.","suggested_next_step":"Run `cargo test --locked` locally on the first failing commit and bisect from the last green run."}"#;
+const TRIAGE: &str = r#"{"category":"test","confidence":"medium","likely_cause":"Job `test` fails at step `cargo test --locked` in every run since the burst began; the builds still pass, so a test regression is likely.","evidence_quote":"step 17 `cargo test --locked`: failure","suggested_next_step":"Run `cargo test --locked` locally on the first failing commit and bisect from the last green run."}"#;
 
 /// The configuration file a user would commit: an OpenAI-compatible server, the memory
 /// cache, no retries, and rules where only the consecutive-failure detector can fire.

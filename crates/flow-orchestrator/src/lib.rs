@@ -13,8 +13,12 @@
 //!   with JSON and Markdown renderings) and [`Orchestrator::publish`].
 //! - [`config`]: [`FlowConfig`], the file `.github/flow.yml` or `flow.toml`, its JSON
 //!   Schema, and the `FLOW_*` environment overrides.
-//! - [`Triage`]: `{likely_cause, suggested_next_step}`, asked of the model for each alert
-//!   from the failing jobs and steps of its run.
+//! - [`Triage`]: `{category, confidence, likely_cause, evidence_quote, verified,
+//!   suggested_next_step}`, asked of the model for each alert from the evidence of its run
+//!   (annotations, failing log lines, commits) within one byte budget, the quote checked
+//!   against the evidence, cached per (fingerprint, run).
+//! - [`Sanitizer`]: what the model wrote is made inert (mentions, foreign links, hidden
+//!   comments, closing keywords) before it reaches GitHub.
 //!
 //! # Example
 //!
@@ -79,10 +83,13 @@ pub use monitor::{AlertOutcome, MonitorReport, Recovery};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
 pub use sanitize::Sanitizer;
-pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
+pub use triage::{
+    Category, Confidence, DEFAULT_PROMPT_BUDGET, TRIAGE_SYSTEM_PROMPT, Triage, TriageAnswer,
+    TriagePrompt, TriageUsage, triage_prompt,
+};
 
 // The traits and types a caller needs to build an orchestrator, so one dependency suffices.
 pub use flow_cache::CacheStore;
 pub use flow_llm::{ChatModel, Decision, ReviewVerdict};
 pub use flow_publish::Publisher;
-pub use flow_telemetry::{IssueAction, IssueSink, Rules, RunSource};
+pub use flow_telemetry::{EvidenceSource, IssueAction, IssueSink, Rules, RunSource};
