@@ -229,7 +229,7 @@ impl Triage {
         let calls = self.usage.llm_calls;
         let _ = writeln!(
             md,
-            "<sub>{} LLM call{}, {} tokens{}.</sub>",
+            "_{} LLM call{}, {} tokens{}._",
             calls,
             if calls == 1 { "" } else { "s" },
             self.usage.total_tokens,
