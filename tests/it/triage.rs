@@ -4,36 +4,18 @@
 //! sanitized before it is posted; the quote is checked (one re-ask, then "unverified");
 //! missing logs are stated; a second invocation for the same run asks nothing.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flow_orchestrator::sanitize::check;
-use flow_orchestrator::{FlowConfig, MonitorReport, Orchestrator};
+use flow_orchestrator::{MonitorReport, Orchestrator};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::github::{FAILING_STEP, GitHub, OWNER, REPO, TOKEN, failing_log, history};
+use crate::github::{FAILING_STEP, GitHub, OWNER, REPO, failing_log, history};
+use crate::monitor_loop;
 use crate::openai::{self, completion};
-
-const FLOW_YML: &str = "\
-llm:
-  provider: compatible
-  model: gpt-4o-mini
-  max_retries: 0
-  timeout_secs: 5
-cache:
-  backend: memory
-  ttl_secs: 600
-telemetry:
-  max_pages: 2
-  rules:
-    defaults:
-      failure_ewma_threshold: 1.0
-issues:
-  labels: [ci-health]
-";
 
 const PANIC_LINE: &str =
     "thread 'parser::tests::parses_empty_input' panicked at src/parser.rs:42:9:";
@@ -77,26 +59,8 @@ async fn llm(answers: Vec<String>) -> MockServer {
 }
 
 fn orchestrator(github: &MockServer, llm: &MockServer) -> (Orchestrator, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join(".github")).unwrap();
-    std::fs::write(dir.path().join(".github/flow.yml"), FLOW_YML).unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("GITHUB_API_URL", github.uri()),
-        ("GITHUB_REPOSITORY", format!("{OWNER}/{REPO}")),
-        ("GITHUB_TOKEN", TOKEN.to_owned()),
-        ("OPENAI_BASE_URL", format!("{}/v1", llm.uri())),
-        ("OPENAI_API_KEY", "sk-e2e-not-a-real-key".to_owned()),
-    ]);
-    let env = move |k: &str| vars.get(k).cloned();
-    let config = FlowConfig::discover(dir.path())
-        .unwrap()
-        .0
-        .apply_env(&env)
-        .unwrap();
-    let o = Orchestrator::configure(&config, &env)
-        .unwrap()
-        .build()
-        .unwrap();
+    let dir = monitor_loop::repository();
+    let o = monitor_loop::orchestrator(dir.path(), github, &format!("{}/v1", llm.uri()));
     (o, dir)
 }
 
