@@ -28,7 +28,10 @@ struct CannedTriage;
 impl ChatModel for CannedTriage {
     async fn complete(&self, _: &ChatRequest) -> flow_llm::Result<ChatResponse> {
         let answer = serde_json::json!({
+            "category": "test",
+            "confidence": "low",
             "likely_cause": "(canned) the failing job's failing step, from the run's jobs",
+            "evidence_quote": "(canned) no quote: this model reads nothing",
             "suggested_next_step": "(canned) set OPENAI_API_KEY to ask a real model"
         });
         let body = serde_json::json!({

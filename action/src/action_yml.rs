@@ -37,6 +37,9 @@ pub struct ActionOutputs {
     pub alerts: String,
     /// monitor: URLs of the issues opened or updated, one per line.
     pub issues: String,
+    /// monitor: LLM tokens the triage of this run spent (0 when every triage came from the
+    /// cache).
+    pub triage_tokens: String,
     /// publish: the path of the file written (action.yml or the archive), or the release URL.
     pub path: String,
     /// delegate, review-issue: the model that answered (a fallback model when the model

@@ -70,6 +70,11 @@ fn jobs(id: u64, failed: bool) -> Value {
     test["id"] = json!(id * 10 + 2);
     test["run_id"] = json!(id);
     test["name"] = json!("test");
+    // The check run's id is not the job's: it comes from `check_run_url`.
+    test["check_run_url"] = json!(format!(
+        "https://api.github.com/repos/{OWNER}/{REPO}/check-runs/{}",
+        check_run_of(id)
+    ));
     if failed {
         test["conclusion"] = json!("failure");
         let steps = test["steps"].as_array_mut().unwrap();
@@ -80,6 +85,29 @@ fn jobs(id: u64, failed: bool) -> Value {
     page["total_count"] = json!(2);
     page["jobs"] = json!([build, test]);
     page
+}
+
+/// The check run of the `test` job of run `id`.
+pub fn check_run_of(run: u64) -> u64 {
+    run * 10 + 5
+}
+
+/// The log of a failing `test` job: the runner's format (timestamps, groups, ANSI colours).
+pub fn failing_log(extra: &str) -> String {
+    format!(
+        "2026-01-05T07:00:00.1000000Z ##[group]Run actions/checkout@v4\n\
+         2026-01-05T07:00:01.1000000Z Syncing repository: {OWNER}/{REPO}\n\
+         2026-01-05T07:00:02.1000000Z ##[endgroup]\n\
+         2026-01-05T07:00:03.1000000Z ##[group]Run {FAILING_STEP}\n\
+         2026-01-05T07:00:03.2000000Z \x1b[36;1m{FAILING_STEP}\x1b[0m\n\
+         2026-01-05T07:00:04.1000000Z ##[endgroup]\n\
+         2026-01-05T07:00:05.1000000Z running 12 tests\n\
+         2026-01-05T07:00:06.1000000Z {extra}\n\
+         2026-01-05T07:00:07.1000000Z test parser::tests::parses_empty_input ... \x1b[31mFAILED\x1b[0m\n\
+         2026-01-05T07:00:08.1000000Z thread 'parser::tests::parses_empty_input' panicked at src/parser.rs:42:9:\n\
+         2026-01-05T07:00:09.1000000Z ##[error]Process completed with exit code 101.\n\
+         2026-01-05T07:00:10.1000000Z Post job cleanup.\n"
+    )
 }
 
 /// What the server saw and holds.
@@ -97,6 +125,16 @@ pub struct State {
     pub requests: Vec<String>,
     /// Requests without the token.
     pub unauthenticated: usize,
+    /// The log of failing `test` jobs; `None` answers 404 (expired or deleted).
+    pub log: Option<String>,
+    /// The annotations of the failing `test` jobs' check runs.
+    pub annotations: Vec<Value>,
+    /// Log downloads from the signed URL, and how many of them carried the token.
+    pub log_downloads: usize,
+    /// Log downloads that carried the token (must stay 0: it is another host).
+    pub log_downloads_with_token: usize,
+    /// The server's base URL (the signed log links point there).
+    pub base: String,
 }
 
 /// The fake GitHub; clone it to inspect its state.
@@ -112,8 +150,12 @@ impl GitHub {
         let server = MockServer::start().await;
         let gh = Self {
             runs: Arc::new(runs),
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                log: Some(failing_log("test lexer::tests::tokens ... ok")),
+                ..State::default()
+            })),
         };
+        gh.state.lock().unwrap().base = server.uri();
         Mock::given(any())
             .respond_with(gh.clone())
             .mount(&server)
@@ -164,6 +206,19 @@ impl Respond for GitHub {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.ends_with(TOKEN));
+        if let Some(job) = path.strip_prefix("/signed-logs/") {
+            // The short-lived link GitHub redirects to: another host, no token expected.
+            st.log_downloads += 1;
+            if req.headers.contains_key("authorization") {
+                st.log_downloads_with_token += 1;
+            }
+            return match (&st.log, job.parse::<u64>()) {
+                (Some(log), Ok(_)) => ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/plain")
+                    .set_body_string(log.clone()),
+                _ => not_found(),
+            };
+        }
         if !authed {
             st.unauthenticated += 1;
         }
@@ -177,6 +232,78 @@ impl Respond for GitHub {
                 .insert_header("x-ratelimit-limit", "5000")
                 .insert_header("x-ratelimit-remaining", "4990")
                 .set_body_json(self.runs_page()),
+            ("GET", ["actions", "runs", id]) => {
+                let id: u64 = id.parse().unwrap_or_default();
+                match self.runs.iter().find(|r| r["id"] == json!(id)) {
+                    Some(r) => {
+                        let mut r = r.clone();
+                        r["head_commit"] = json!({
+                            "id": r["head_sha"].clone(),
+                            "tree_id": "d23f6eedb1e1b9610bbc754ddb5197bfe7271223",
+                            "message": "Parse empty input as an empty document\n\nCloses nothing.",
+                            "timestamp": r["created_at"].clone(),
+                            "author": {"name": "Mona", "email": "mona@example.com"},
+                            "committer": {"name": "Mona", "email": "mona@example.com"}
+                        });
+                        ResponseTemplate::new(200).set_body_json(r)
+                    }
+                    None => not_found(),
+                }
+            }
+            ("GET", ["actions", "jobs", job, "logs"]) => {
+                if st.log.is_none() {
+                    return not_found();
+                }
+                ResponseTemplate::new(302).insert_header(
+                    "location",
+                    format!(
+                        "{}/signed-logs/{job}?sig=e2e&se=2026-01-05T08%3A00%3A00Z",
+                        st.base
+                    ),
+                )
+            }
+            ("GET", ["check-runs", id, "annotations"]) => {
+                let id: u64 = id.parse().unwrap_or_default();
+                let ours = self
+                    .runs
+                    .iter()
+                    .any(|r| r["id"].as_u64().is_some_and(|run| check_run_of(run) == id));
+                if ours {
+                    ResponseTemplate::new(200).set_body_json(json!(st.annotations))
+                } else {
+                    not_found()
+                }
+            }
+            ("GET", ["actions", "workflows", _, "runs"]) => {
+                let mut green: Vec<Value> = self
+                    .runs
+                    .iter()
+                    .filter(|r| r["conclusion"] == json!("success"))
+                    .cloned()
+                    .collect();
+                green.reverse();
+                green.truncate(20);
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"total_count": green.len(), "workflow_runs": green}))
+            }
+            ("GET", ["compare", range]) => {
+                let (base, head) = range.split_once("...").unwrap_or_default();
+                let commits: Vec<Value> = [
+                    ("Parse empty input as an empty document", head),
+                    ("Refactor the lexer", base),
+                ]
+                .iter()
+                .map(|(m, sha)| json!({"sha": format!("{sha}"), "commit": {"message": m}}))
+                .collect();
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "status": "ahead", "ahead_by": 2, "behind_by": 0, "total_commits": 2,
+                    "commits": commits,
+                    "files": [
+                        {"sha": "1", "filename": "src/lexer.rs", "status": "modified", "additions": 10, "deletions": 4, "changes": 14},
+                        {"sha": "2", "filename": "src/parser.rs", "status": "modified", "additions": 30, "deletions": 2, "changes": 32}
+                    ]
+                }))
+            }
             ("GET", ["actions", "runs", id, "jobs"]) => {
                 let id: u64 = id.parse().unwrap();
                 st.jobs_listed.push(id);

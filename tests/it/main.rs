@@ -14,3 +14,4 @@ mod delegate;
 mod github;
 mod monitor_loop;
 mod openai;
+mod triage;

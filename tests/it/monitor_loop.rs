@@ -11,11 +11,11 @@ use wiremock::MockServer;
 use crate::github::{FAILING_STEP, GitHub, TOKEN, history};
 use crate::openai;
 
-const TRIAGE: &str = r#"{"likely_cause":"Job `test` fails at step `cargo test --locked` in every run since the burst began; the builds still pass, so a test regression is likely.","suggested_next_step":"Run `cargo test --locked` locally on the first failing commit and bisect from the last green run."}"#;
+const TRIAGE: &str = r#"{"category":"test","confidence":"medium","likely_cause":"Job `test` fails at step `cargo test --locked` in every run since the burst began; the builds still pass, so a test regression is likely.","evidence_quote":"step 17 `cargo test --locked`: failure","suggested_next_step":"Run `cargo test --locked` locally on the first failing commit and bisect from the last green run."}"#;
 
 /// The configuration file a user would commit: an OpenAI-compatible server, the memory
 /// cache, no retries, and rules where only the consecutive-failure detector can fire.
-const FLOW_YML: &str = "\
+pub const FLOW_YML: &str = "\
 llm:
   provider: compatible
   model: gpt-4o-mini
@@ -35,7 +35,11 @@ issues:
 
 /// Builds the orchestrator as the binary does: the file found in the repository, then the
 /// environment, then `configure`.
-fn orchestrator(repo: &std::path::Path, github: &MockServer, llm_base_url: &str) -> Orchestrator {
+pub fn orchestrator(
+    repo: &std::path::Path,
+    github: &MockServer,
+    llm_base_url: &str,
+) -> Orchestrator {
     let vars: HashMap<&str, String> = HashMap::from([
         ("GITHUB_API_URL", github.uri()),
         ("GITHUB_REPOSITORY", "octo/hello".to_owned()),
@@ -53,7 +57,7 @@ fn orchestrator(repo: &std::path::Path, github: &MockServer, llm_base_url: &str)
         .unwrap()
 }
 
-fn repository() -> tempfile::TempDir {
+pub fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(".github")).unwrap();
     std::fs::write(dir.path().join(".github/flow.yml"), FLOW_YML).unwrap();

@@ -197,8 +197,24 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
             e.metric, e.value, e.baseline, e.threshold, al.run_id
         );
         if let Some(t) = &a.triage {
+            let _ = writeln!(
+                text,
+                "      triage: {} ({} confidence){}",
+                t.category.as_str(),
+                t.confidence.as_str(),
+                if t.cached { ", cached" } else { "" }
+            );
             let _ = writeln!(text, "      likely cause: {}", t.likely_cause);
+            let _ = writeln!(
+                text,
+                "      evidence ({}): {}",
+                if t.verified { "verified" } else { "UNVERIFIED" },
+                t.evidence_quote
+            );
             let _ = writeln!(text, "      next step: {}", t.suggested_next_step);
+            if !t.lacking.is_empty() {
+                let _ = writeln!(text, "      evidence lacking: {}", t.lacking.join("; "));
+            }
         }
         if let Some(err) = &a.triage_error {
             let _ = writeln!(text, "      triage unavailable: {err}");
@@ -243,6 +259,16 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         json,
         outputs: vec![
             ("alerts".into(), report.alerts.len().to_string()),
+            (
+                "triage-tokens".into(),
+                report
+                    .alerts
+                    .iter()
+                    .filter_map(|a| a.triage.as_ref())
+                    .map(flow_orchestrator::Triage::tokens_spent)
+                    .sum::<u64>()
+                    .to_string(),
+            ),
             (
                 "issues".into(),
                 report

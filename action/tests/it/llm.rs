@@ -178,7 +178,7 @@ async fn monitor_triages_open_alerts_with_the_model() {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion(
-            r#"{"likely_cause":"a flaky integration test","suggested_next_step":"quarantine it"}"#,
+            r#"{"category":"flaky","confidence":"low","likely_cause":"a flaky integration test","evidence_quote":"no line quoted","suggested_next_step":"quarantine it"}"#,
         )))
         .mount(&server)
         .await;
@@ -203,6 +203,16 @@ async fn monitor_triages_open_alerts_with_the_model() {
         "{stdout}"
     );
     assert!(stdout.contains("next step: quarantine it"), "{stdout}");
+    assert!(
+        stdout.contains("triage: flaky (low confidence)"),
+        "{stdout}"
+    );
+    // Offline: no evidence to check the quote against, and the report says so.
+    assert!(
+        stdout.contains("evidence (UNVERIFIED): no line quoted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("evidence lacking:"), "{stdout}");
     assert!(stdout.contains("issue: dry-run: would open"), "{stdout}");
 }
 

@@ -25,8 +25,12 @@
 //!   [`Orchestrator::publish`].
 //! - [`config`]: [`FlowConfig`], the file `.github/flow.yml` or `flow.toml`, its JSON
 //!   Schema, and the `FLOW_*` environment overrides.
-//! - [`Triage`]: `{likely_cause, suggested_next_step}`, asked of the model for each alert
-//!   from the failing jobs and steps of its run.
+//! - [`Triage`]: `{category, confidence, likely_cause, evidence_quote, verified,
+//!   suggested_next_step}`, asked of the model for each alert from the evidence of its run
+//!   (annotations, failing log lines, commits) within one byte budget, the quote checked
+//!   against the evidence, cached per (fingerprint, run).
+//! - [`Sanitizer`]: what the model wrote is made inert (mentions, foreign links, hidden
+//!   comments, closing keywords) before it reaches GitHub.
 //!
 //! # Example
 //!
@@ -108,7 +112,10 @@ pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
 pub use sanitize::Sanitizer;
 pub use settings::{Credentials, Origin, Settings};
-pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
+pub use triage::{
+    Category, Confidence, DEFAULT_PROMPT_BUDGET, TRIAGE_SYSTEM_PROMPT, Triage, TriageAnswer,
+    TriagePrompt, TriageUsage, triage_prompt,
+};
 
 pub mod prelude;
 
@@ -116,7 +123,7 @@ pub mod prelude;
 pub use flow_cache::CacheStore;
 pub use flow_llm::{ChatModel, Decision, ReviewVerdict};
 pub use flow_publish::Publisher;
-pub use flow_telemetry::{IssueAction, IssueSink, Rules, RunSource};
+pub use flow_telemetry::{EvidenceSource, IssueAction, IssueSink, Rules, RunSource};
 
 // The crates it composes, whole.
 pub use flow_cache;

@@ -5,13 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use flow_telemetry::report::Report;
-use flow_telemetry::{Alert, Fingerprint, IssueAction, Monitor, Run, RunId};
+use flow_telemetry::{Alert, Fingerprint, IssueAction, Monitor, Run};
 use serde::Serialize;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::orchestrator::Orchestrator;
-use crate::triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
+use crate::triage::Triage;
 
 /// One active alert and what was done about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -319,16 +319,7 @@ impl Orchestrator {
     }
 
     async fn triage(&self, model: &dyn flow_llm::ChatModel, alert: &Alert) -> Result<Triage> {
-        let jobs = match &self.source {
-            Some(s) => s.jobs(RunId(alert.run_id)).await.map_err(|e| e.to_string()),
-            None => Err("no run source".to_owned()),
-        };
-        let prompt = triage_prompt(alert, jobs.as_deref().map_err(String::as_str));
-        let request = self.request(Some(TRIAGE_SYSTEM_PROMPT), &prompt);
-        let decision = flow_llm::delegate::<Triage>(model, request)
-            .instrument(tracing::info_span!("flow.triage", fingerprint = %alert.fingerprint))
-            .await?;
-        Ok(decision.value)
+        self.triage_with(model, alert).await
     }
 }
 

@@ -9,7 +9,7 @@ use flow_llm::{
     Accounting, Budget, Budgeted, ChatModel, ChatRequest, Decision, Message, ReviewVerdict, Totals,
 };
 use flow_publish::Publisher;
-use flow_telemetry::{Clock, IssueSink, Rules, RunQuery, RunSource, SystemClock};
+use flow_telemetry::{Clock, EvidenceSource, IssueSink, Rules, RunQuery, RunSource, SystemClock};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -63,6 +63,9 @@ pub struct Orchestrator {
     pub(crate) monitor: MonitorOptions,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sanitizer: Sanitizer,
+    pub(crate) evidence: Option<Arc<dyn EvidenceSource>>,
+    pub(crate) triage_cache: Option<Cache>,
+    pub(crate) triage_budget: usize,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -73,6 +76,7 @@ impl fmt::Debug for Orchestrator {
             .field("source", &self.source.is_some())
             .field("sink", &self.sink.is_some())
             .field("publisher", &self.publisher.is_some())
+            .field("evidence", &self.evidence.is_some())
             .field("rules", &self.rules)
             .field("monitor", &self.monitor)
             .finish()
@@ -99,6 +103,8 @@ pub struct OrchestratorBuilder {
     monitor: MonitorOptions,
     clock: Option<Arc<dyn Clock>>,
     sanitizer: Option<Sanitizer>,
+    evidence: Option<Arc<dyn EvidenceSource>>,
+    triage_budget: Option<usize>,
 }
 
 impl fmt::Debug for OrchestratorBuilder {
@@ -231,6 +237,22 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Where triage reads the evidence of a failing run (annotations, log tails, commits);
+    /// without one, triage sees only the jobs from the run source.
+    #[must_use]
+    pub fn with_evidence_source(mut self, evidence: Arc<dyn EvidenceSource>) -> Self {
+        self.evidence = Some(evidence);
+        self
+    }
+
+    /// The byte budget of a triage prompt (default
+    /// [`DEFAULT_PROMPT_BUDGET`](crate::triage::DEFAULT_PROMPT_BUDGET); at least 2,048).
+    #[must_use]
+    pub fn with_triage_budget(mut self, bytes: usize) -> Self {
+        self.triage_budget = Some(bytes.max(2_048));
+        self
+    }
+
     /// The orchestrator.
     ///
     /// # Errors
@@ -250,6 +272,8 @@ impl OrchestratorBuilder {
                 "expected an integer >= 1, got 0",
             ));
         }
+        // Triages are cached by (fingerprint, run) in the same store as the answers.
+        let triage_cache = self.cache.as_ref().map(|s| Cache::from_arc(Arc::clone(s)));
         let model = match (self.model, self.cache) {
             (Some(_), Some(_)) if self.model_name.trim().is_empty() => {
                 // The cache key is taken from the request: without the model in it, two models
@@ -297,6 +321,11 @@ impl OrchestratorBuilder {
             monitor: self.monitor,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             sanitizer: self.sanitizer.unwrap_or_default(),
+            evidence: self.evidence,
+            triage_cache,
+            triage_budget: self
+                .triage_budget
+                .unwrap_or(crate::triage::DEFAULT_PROMPT_BUDGET),
         })
     }
 }

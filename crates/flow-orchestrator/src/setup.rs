@@ -118,8 +118,10 @@ impl Orchestrator {
             let sink = GitHubIssueSink::new(client.clone())
                 .with_close_on_recovery(config.telemetry.close_on_recovery)
                 .with_labels(config.issues.labels.iter().cloned());
+            let source = Arc::new(GitHubSource::new(client));
             builder = builder
-                .with_run_source(Arc::new(GitHubSource::new(client)))
+                .with_run_source(Arc::clone(&source) as Arc<dyn flow_telemetry::RunSource>)
+                .with_evidence_source(source)
                 .with_issue_sink(Arc::new(sink));
         }
         if let Some(token) = &creds.github_token {

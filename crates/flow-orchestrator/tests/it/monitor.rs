@@ -9,7 +9,7 @@ use crate::mocks::{
     MockModel, MockSink, MockSource, answer, failing_jobs, history, one_page, server_down, text_of,
 };
 
-const TRIAGE: &str = r#"{"likely_cause":"`cargo test` fails in job test since run 1030","suggested_next_step":"Bisect the commits of run 1030"}"#;
+const TRIAGE: &str = r#"{"category":"test","confidence":"medium","likely_cause":"`cargo test` fails in job test since run 1030","evidence_quote":"step 2 `cargo test`: failure","suggested_next_step":"Bisect the commits of run 1030"}"#;
 
 /// A source serving `healthy` successes then `failing` failures, with failing jobs.
 fn source(healthy: u64, failing: u64) -> MockSource {

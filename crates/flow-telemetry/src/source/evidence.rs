@@ -595,9 +595,11 @@ impl EvidenceSource for GitHubSource {
         let Some(location) = self.client().get_redirect(&uri).await? else {
             return Ok(None);
         };
+        // The signed URL must not appear in errors: it is a credential while it lasts.
         let response = download(&location).await.map_err(|e| {
             Error::new(ErrorKind::Transport(format!(
-                "downloading the job log: {e}"
+                "downloading the job log: {}",
+                e.without_url()
             )))
         })?;
         let status = response.status();
@@ -617,7 +619,10 @@ impl EvidenceSource for GitHubSource {
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                Error::new(ErrorKind::Transport(format!("reading the job log: {e}")))
+                Error::new(ErrorKind::Transport(format!(
+                    "reading the job log: {}",
+                    e.without_url()
+                )))
             })?;
             tail.extend_from_slice(&chunk);
             if tail.len() > max_bytes.saturating_mul(2) {
