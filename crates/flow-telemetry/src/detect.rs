@@ -136,6 +136,11 @@ pub struct RobustZ {
     recovery: u32,
     active: bool,
     last: Option<(f64, f64)>,
+    /// Values waiting to enter the baseline (see [`RobustZ::with_lag`]).
+    #[serde(default)]
+    pending: VecDeque<f64>,
+    #[serde(default)]
+    lag: usize,
 }
 
 impl RobustZ {
@@ -151,7 +156,17 @@ impl RobustZ {
             recovery: 2 * min_consecutive.max(1) + 3,
             active: false,
             last: None,
+            pending: VecDeque::new(),
+            lag: 0,
         }
+    }
+
+    /// This detector adding each value to its baseline only `lag` values later, so the first
+    /// runs of a change are judged against the baseline from before it rather than widening it.
+    #[must_use]
+    pub fn with_lag(mut self, lag: usize) -> Self {
+        self.lag = lag;
+        self
     }
 
     /// This detector recovering after `runs` (at least 1) values in a row at or below the
@@ -176,7 +191,7 @@ impl RobustZ {
         (med, sigma)
     }
 
-    /// Values seen so far (up to the window).
+    /// Values in the baseline so far (up to the window).
     pub fn len(&self) -> usize {
         self.window.len()
     }
@@ -215,7 +230,12 @@ impl RobustZ {
                 }
             }
         }
-        self.window.push(x);
+        self.pending.push_back(x);
+        while self.pending.len() > self.lag {
+            if let Some(v) = self.pending.pop_front() {
+                self.window.push(v);
+            }
+        }
         signal
     }
 }
@@ -269,6 +289,11 @@ impl Cusum {
     /// True between an alarm and its recovery.
     pub fn is_active(&self) -> bool {
         self.before.is_some()
+    }
+
+    /// The accumulated statistic `S` (0 when no excursion is under way).
+    pub fn sum(&self) -> f64 {
+        self.s
     }
 
     /// Observes `x` against a baseline `mean` and `sigma`.
@@ -470,10 +495,11 @@ impl RateBaseline {
         self.learned
     }
 
-    /// The estimated rate, `(hits + ½) / (runs + 1)` over the decayed counts: never 0, so a
-    /// spotless history still has a finite tolerance.
+    /// The estimated rate, `(hits + 1) / (runs + 2)` over the decayed counts (Laplace's rule):
+    /// never 0, so a spotless history still has a finite tolerance, and a few lucky runs do not
+    /// make a rare event look impossible.
     pub fn rate(&self) -> f64 {
-        (self.hits + 0.5) / (self.n + 1.0)
+        (self.hits + 1.0) / (self.n + 2.0)
     }
 
     /// Runs in the decayed counts (at most about the horizon).

@@ -262,7 +262,8 @@ impl GeneratorConfig {
     /// of its runs on the default branch (of which a tenth time out and a twentieth fail to
     /// start), 3 % are cancelled; log-normal durations with a heavy (Pareto) tail of spikes;
     /// weekly seasonality; repository-wide queueing bursts; three branches (`main` 70 %, two
-    /// feature branches failing 1.5× and 2× as often); anomalies on `main`.
+    /// feature branches failing 1.5× and 2× as often); anomalies on `main`, failure bursts
+    /// failing 80 % of runs (a broken default branch; more above a 30 % base rate).
     pub fn realistic(seed: u64, runs: usize, failure_rate: f64) -> Self {
         let wf = |name: &str, id, weight, d, q| WorkflowProfile {
             name: name.into(),
@@ -294,7 +295,7 @@ impl GeneratorConfig {
             cancel_rate: 0.03,
             timeout_rate: failure_rate * 0.1,
             startup_failure_rate: failure_rate * 0.05,
-            burst_failure_rate: (failure_rate + 0.5).min(0.9),
+            burst_failure_rate: (failure_rate + 0.5).clamp(0.8, 0.95),
             first_anomaly_at: 200,
             anomaly_every: 350,
             ..Self::default()

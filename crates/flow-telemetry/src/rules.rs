@@ -11,7 +11,7 @@
 //! window: 200              # runs kept per workflow for KPIs
 //! default_branch: main     # MTTR is measured here
 //! defaults:
-//!   false_alarms_per_1000_runs: 0.25
+//!   false_alarms_per_1000_runs: 0.1
 //!   duration_z: 3.5
 //!   max_duration_ms: 3600000
 //! workflows:
@@ -63,7 +63,7 @@ thresholds! {
     duration_z: f64 = 3.5;
     /// Robust z-score, on a log scale, above which a queue time is an outlier (busy hours
     /// multiply queue times, so only a large factor is an outlier).
-    queue_z: f64 = 4.5;
+    queue_z: f64 = 6.0;
     /// Consecutive outliers needed before a z-score alert fires.
     z_min_consecutive: u32 = 3;
     /// Runs in a row back within the baseline before a duration or queue alert (outlier or
@@ -77,7 +77,7 @@ thresholds! {
     /// Expected false alarms per 1,000 runs of a workflow on a branch that the run-outcome
     /// tests (failure streak, failure rate, re-run rate) may raise, shared equally between
     /// them; each test's threshold follows from its share and the workflow's own baseline rate.
-    false_alarms_per_1000_runs: f64 = 0.25;
+    false_alarms_per_1000_runs: f64 = 0.1;
     /// Runs (about) the failure and re-run baselines remember.
     rate_baseline_runs: u32 = 500;
     /// The rise of the failure rate (absolute, in (0, 1)) the sequential failure-rate test is
@@ -95,7 +95,10 @@ thresholds! {
     change_point_clip: f64 = 4.0;
     /// CUSUM slack `k` of the queue-time change point, in baseline standard deviations of the
     /// log queue time: larger than for durations, as busy hours raise queues for a while.
-    queue_change_point_k: f64 = 2.0;
+    queue_change_point_k: f64 = 1.5;
+    /// CUSUM threshold `h` of the queue-time change point: higher than for durations, so a
+    /// busy half hour does not fire it and a backlog lasting several runs does.
+    queue_change_point_h: f64 = 20.0;
     /// Smoothing factor of the failure-rate EWMA (used only with `failure_ewma_threshold`), in
     /// (0, 1].
     failure_ewma_lambda: f64 = 0.2;
@@ -151,6 +154,7 @@ impl Thresholds {
         positive("change_point_h", self.change_point_h)?;
         positive("change_point_clip", self.change_point_clip)?;
         positive("queue_change_point_k", self.queue_change_point_k)?;
+        positive("queue_change_point_h", self.queue_change_point_h)?;
         unit("failure_ewma_lambda", self.failure_ewma_lambda)?;
         if let Some(v) = self.failure_ewma_threshold {
             unit("failure_ewma_threshold", v)?;

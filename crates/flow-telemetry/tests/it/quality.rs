@@ -22,19 +22,16 @@ fn check(label: &str, q: &Quality) {
             k.kind,
             k.injected
         );
-        // Work in progress: the target is 0.95 for every kind (failure bursts at 10–20 % are
-        // not there yet).
         assert!(
-            k.f1 >= 0.85,
-            "{label} {:?}: F1 {:.3} < 0.85\n{}",
+            k.f1 >= 0.95,
+            "{label} {:?}: F1 {:.3} < 0.95\n{}",
             k.kind,
             k.f1,
             table(&[(label.to_string(), q.clone())])
         );
     }
-    // Work in progress: the target is none.
-    assert!(
-        q.duplicate_incidents <= 1,
+    assert_eq!(
+        q.duplicate_incidents, 0,
         "{label}: one incident per injected problem"
     );
     assert!(
@@ -49,7 +46,7 @@ fn held_out_seeds_meet_the_targets_at_every_failure_rate() {
     let rules = Rules::default();
     let mut rows = Vec::new();
     for s in &SETTINGS {
-        let q = measure(s, &HELD_OUT_SEEDS[..2], RUNS, &rules);
+        let q = measure(s, &HELD_OUT_SEEDS, RUNS, &rules);
         rows.push((s.name.to_string(), q));
     }
     println!("{}", table(&rows));
@@ -113,7 +110,7 @@ fn tuning_breakdown() {
     let rules = Rules::default();
     for s in &SETTINGS {
         let mut by: BTreeMap<String, u64> = BTreeMap::new();
-        for &seed in &TUNING_SEEDS[..3] {
+        for &seed in &TUNING_SEEDS {
             let h = generate(&s.config(seed, 9_000));
             let mut m = flow_telemetry::Monitor::new(rules.clone());
             for r in &h.runs {
@@ -128,12 +125,12 @@ fn tuning_breakdown() {
                 }
             }
         }
-        for &seed in &TUNING_SEEDS[..3] {
+        for &seed in &TUNING_SEEDS {
             for line in flow_telemetry::quality::misses(&generate(&s.config(seed, 9_000)), &rules) {
                 println!("  seed {seed}: {line}");
             }
         }
-        let q = measure(s, &TUNING_SEEDS[..3], 9_000, &rules);
+        let q = measure(s, &TUNING_SEEDS, 9_000, &rules);
         println!("{}\n{}", s.name, table(&[(s.name.to_string(), q)]));
         for (k, v) in by {
             println!("  {v:4} {k}");
@@ -144,8 +141,9 @@ fn tuning_breakdown() {
 #[test]
 #[ignore = "tuning aid"]
 fn tuning_trace() {
-    let s = &SETTINGS[0];
-    let h = generate(&s.config(3, 9_000));
+    let s = &SETTINGS[1];
+    println!("{}", s.name);
+    let h = generate(&s.config(2, 9_000));
     let mut m = flow_telemetry::Monitor::new(Rules::default());
     let mut seq = 0;
     for r in &h.runs {
@@ -164,6 +162,20 @@ fn tuning_trace() {
                 );
             }
             seq += 1;
+        }
+    }
+}
+
+#[test]
+#[ignore = "what the held-out targets missed (read, do not tune on it)"]
+fn held_out_misses() {
+    for s in &SETTINGS {
+        for &seed in &HELD_OUT_SEEDS {
+            for line in
+                flow_telemetry::quality::misses(&generate(&s.config(seed, RUNS)), &Rules::default())
+            {
+                println!("{} seed {seed}: {line}", s.name);
+            }
         }
     }
 }

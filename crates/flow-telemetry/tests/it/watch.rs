@@ -53,9 +53,9 @@ async fn failures_open_issues_and_recovery_closes_them() {
     let c = w.cycle().await.unwrap();
     assert_eq!((c.new_runs, c.alerts.len(), c.list_requests), (30, 0, 1));
 
-    // A burst: against a spotless baseline of 20 runs the streak fires on the third failure,
-    // the failure-rate test on the fourth. One incident, carrying both signals, one issue.
-    runs.add(31..=34, Some("failure"));
+    // A burst: against a spotless baseline of 20 runs the streak fires on the fourth failure,
+    // the failure-rate test on the fifth. One incident, carrying both signals, one issue.
+    runs.add(31..=36, Some("failure"));
     let c = w.cycle().await.unwrap();
     assert_eq!(c.alerts.len(), 1, "{:#?}", c.alerts);
     assert_eq!(
@@ -69,12 +69,12 @@ async fn failures_open_issues_and_recovery_closes_them() {
         let body = st.issues[0]["body"].as_str().unwrap();
         assert!(
             body.contains("`consecutive_failures`, `failure_rate`")
-                && body.contains("the last 3 runs all failed")
-                && body.contains("4 of the last 4 runs failed, which at that rate has a chance of"),
+                && body.contains("the last 4 runs all failed")
+                && body.contains("5 of the last 5 runs failed, which at that rate has a chance of"),
             "{body}"
         );
     }
-    assert_eq!(c.job_requests, 4, "jobs only for the failed runs");
+    assert_eq!(c.job_requests, 6, "jobs only for the failed runs");
 
     let before = client.counts();
     let c = w.cycle().await.unwrap();
@@ -91,7 +91,7 @@ async fn failures_open_issues_and_recovery_closes_them() {
     );
 
     // Back to passing: the incident resolves once both signals have recovered.
-    runs.add(35..=60, Some("success"));
+    runs.add(37..=66, Some("success"));
     let c = w.cycle().await.unwrap();
     assert_eq!(c.recovered.len(), 1);
     assert_eq!(c.actions, vec![IssueAction::Closed { number: 1 }]);
