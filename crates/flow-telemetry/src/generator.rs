@@ -13,6 +13,10 @@
 //! | flaky | half the runs pass only on attempt 2 | 60 |
 //! | queue backlog | queue times ×6–10 | 40 |
 //!
+//! [`GeneratorConfig::realistic`] gives histories of a different character: a chosen failure
+//! rate, heavy-tailed durations, weekly seasonality, queueing bursts, cancellations, time-outs and
+//! startup failures, and three branches (anomalies on the default branch only).
+//!
 //! The PRNG is SplitMix64, so a seed gives the same history on every platform and version.
 
 use schemars::JsonSchema;
