@@ -210,6 +210,9 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
             "      {} = {:.3} (baseline {:.3}, threshold {:.3}) at run {}",
             e.metric, e.value, e.baseline, e.threshold, al.run_id
         );
+        for sig in &al.signals {
+            let _ = writeln!(text, "      {}: {}", sig.kind.as_str(), sig.explanation);
+        }
         if let Some(t) = &a.triage {
             let _ = writeln!(text, "      likely cause: {}", t.likely_cause);
             let _ = writeln!(text, "      next step: {}", t.suggested_next_step);
