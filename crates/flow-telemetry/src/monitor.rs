@@ -88,6 +88,41 @@ impl RateTest {
             Self::Ewma(e) => e.is_active(),
         }
     }
+
+    /// Observes one indicator against `base` (the sequential test judges only once the base
+    /// has `warmup` runs). Returns the signal, the rate seen and the stretch `(runs, hits)`
+    /// behind it (`(0, 0)` for the EWMA).
+    fn observe(
+        &mut self,
+        hit: bool,
+        base: &RateBaseline,
+        warmup: u32,
+    ) -> (Signal, f64, (u32, u32)) {
+        let ready = base.learned() >= u64::from(warmup);
+        match self {
+            Self::Sequential(c) => {
+                let sig = if ready {
+                    c.observe(hit, base.rate())
+                } else {
+                    Signal::Quiet
+                };
+                let (n, k) = c.stretch();
+                (sig, f64::from(k) / f64::from(n.max(1)), (n, k))
+            }
+            Self::Ewma(e) => {
+                let sig = e.observe(hit);
+                (sig, e.value(), (0, 0))
+            }
+        }
+    }
+
+    /// `name`, or `name_ewma` for the expert's EWMA.
+    fn metric(&self, name: &str) -> String {
+        match self {
+            Self::Sequential(_) => name.to_string(),
+            Self::Ewma(_) => format!("{name}_ewma"),
+        }
+    }
 }
 
 /// The detectors of one workflow on one branch.
@@ -457,18 +492,7 @@ impl Monitor {
             let x = q as f64;
             // Queue times are judged on a log scale: a busy hour multiplies them, and a
             // backlog is a large factor, not a number of seconds.
-            let sig = match s.queue.observe(queue_scale(x)) {
-                Signal::Fire {
-                    score,
-                    baseline,
-                    threshold,
-                } => Signal::Fire {
-                    score,
-                    baseline: queue_unscale(baseline),
-                    threshold,
-                },
-                other => other,
-            };
+            let sig = unscaled(s.queue.observe(queue_scale(x)));
             let m = th.z_min_consecutive;
             let spread = s
                 .queue
@@ -503,18 +527,7 @@ impl Monitor {
             if th.change_point
                 && let Some((med, sigma)) = s.queue.last_baseline()
             {
-                let sig = match s.queue_cusum.observe(queue_scale(x), med, sigma) {
-                    Signal::Fire {
-                        score,
-                        baseline,
-                        threshold,
-                    } => Signal::Fire {
-                        score,
-                        baseline: queue_unscale(baseline),
-                        threshold,
-                    },
-                    other => other,
-                };
+                let sig = unscaled(s.queue_cusum.observe(queue_scale(x), med, sigma));
                 let k = th.queue_change_point_k;
                 let factor = (sigma / QUEUE_LOG_UNIT).exp();
                 emit(
@@ -560,26 +573,11 @@ impl Monitor {
             let ready = s.failure_base.learned() >= u64::from(th.warmup);
             let p0 = s.failure_base.rate();
             let base_runs = s.failure_base.learned();
-            let sig = match &mut s.failure {
-                RateTest::Sequential(c) if ready => c.observe(failed, p0),
-                RateTest::Sequential(_) => Signal::Quiet,
-                RateTest::Ewma(e) => e.observe(failed),
-            };
-            let (value, stretch) = match &s.failure {
-                RateTest::Sequential(c) => {
-                    let (n, k) = c.stretch();
-                    (f64::from(k) / f64::from(n.max(1)), (n, k))
-                }
-                RateTest::Ewma(e) => (e.value(), (0, 0)),
-            };
-            let metric = match s.failure {
-                RateTest::Sequential(_) => "failure_rate",
-                RateTest::Ewma(_) => "failure_rate_ewma",
-            };
+            let (sig, value, stretch) = s.failure.observe(failed, &s.failure_base, th.warmup);
             emit(
                 AlertKind::FailureRate,
                 sig,
-                metric,
+                &s.failure.metric("failure_rate"),
                 value,
                 &link,
                 &|score, _, t| {
@@ -670,29 +668,13 @@ impl Monitor {
 
         let rerun = facts.attempt > 1 && facts.outcome == Outcome::Success;
         {
-            let ready = s.rerun_base.learned() >= u64::from(th.warmup);
             let q0 = s.rerun_base.rate();
             let base_runs = s.rerun_base.learned();
-            let sig = match &mut s.rerun {
-                RateTest::Sequential(c) if ready => c.observe(rerun, q0),
-                RateTest::Sequential(_) => Signal::Quiet,
-                RateTest::Ewma(e) => e.observe(rerun),
-            };
-            let (value, stretch) = match &s.rerun {
-                RateTest::Sequential(c) => {
-                    let (n, k) = c.stretch();
-                    (f64::from(k) / f64::from(n.max(1)), (n, k))
-                }
-                RateTest::Ewma(e) => (e.value(), (0, 0)),
-            };
-            let metric = match s.rerun {
-                RateTest::Sequential(_) => "rerun_rate",
-                RateTest::Ewma(_) => "rerun_rate_ewma",
-            };
+            let (sig, value, stretch) = s.rerun.observe(rerun, &s.rerun_base, th.warmup);
             emit(
                 AlertKind::RerunRate,
                 sig,
-                metric,
+                &s.rerun.metric("rerun_rate"),
                 value,
                 &link,
                 &|score, _, t| {
@@ -910,6 +892,22 @@ fn queue_scale(ms: f64) -> f64 {
 
 fn queue_unscale(v: f64) -> f64 {
     ((v / QUEUE_LOG_UNIT).exp() - 1.0) * 1000.0
+}
+
+/// A queue signal with its baseline back in ms.
+fn unscaled(sig: Signal) -> Signal {
+    match sig {
+        Signal::Fire {
+            score,
+            baseline,
+            threshold,
+        } => Signal::Fire {
+            score,
+            baseline: queue_unscale(baseline),
+            threshold,
+        },
+        other => other,
+    }
 }
 
 /// "once in about 48,000 runs", for a per-run probability `p`.
