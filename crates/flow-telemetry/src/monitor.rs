@@ -226,7 +226,7 @@ impl WorkflowState {
 }
 
 /// Where a workflow on a branch stands: its baselines, or that it has too little history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BaselineStatus {
     /// The workflow.
     pub workflow: String,
