@@ -93,9 +93,9 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// Stable identity of an incident: 16 hex digits of SHA-256 over `workflow \0 branch`. Every
-/// signal of a workflow on a branch belongs to its one open incident, so a problem seen by
-/// several detectors is one issue.
+/// Stable identity of an incident: 16 hex digits of SHA-256 over `workflow \0 branch`
+/// ([`Fingerprint::incident`]). Every signal of a workflow on a branch belongs to its one open
+/// incident, so a problem seen by several detectors is one issue.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -103,13 +103,23 @@ impl std::fmt::Display for Severity {
 pub struct Fingerprint(pub String);
 
 impl Fingerprint {
-    /// The fingerprint of the incidents of `workflow` on `branch` (empty when unknown). The
-    /// one place an incident's identity is computed.
+    /// The fingerprint of the incidents of `workflow` on `branch` (empty when unknown): the
+    /// one place an incident's identity, and so its issue's, is computed.
     pub fn incident(workflow: &str, branch: &str) -> Self {
+        Self::of_parts(&[workflow, branch])
+    }
+
+    /// The hash of `parts` joined by NUL bytes; empty parts are left out.
+    pub fn of_parts(parts: &[&str]) -> Self {
         let mut h = Sha256::new();
-        h.update(workflow.as_bytes());
-        h.update([0]);
-        h.update(branch.as_bytes());
+        let mut first = true;
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            if !first {
+                h.update([0]);
+            }
+            h.update(p.as_bytes());
+            first = false;
+        }
         Self(hex::encode(&h.finalize()[..8]))
     }
 

@@ -201,6 +201,18 @@ impl RobustZ {
         self.window.is_empty()
     }
 
+    /// True while an alarm is raised and not recovered.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Clears a raised alarm without a [`Signal::Recover`]: the current level is accepted.
+    pub fn accept(&mut self) {
+        self.active = false;
+        self.streak = 0;
+        self.calm = 0;
+    }
+
     /// Observes `x`.
     pub fn observe(&mut self, x: f64) -> Signal {
         let mut signal = Signal::Quiet;
@@ -294,6 +306,18 @@ impl Cusum {
     /// The accumulated statistic `S` (0 when no excursion is under way).
     pub fn sum(&self) -> f64 {
         self.s
+    }
+
+    /// The `(mean, sigma)` from before the shift, while the alarm is active.
+    pub fn before(&self) -> Option<(f64, f64)> {
+        self.before
+    }
+
+    /// Clears an active alarm without a [`Signal::Recover`]: the shifted level becomes the
+    /// new normal.
+    pub fn accept(&mut self) {
+        self.before = None;
+        self.calm = 0;
     }
 
     /// Observes `x` against a baseline `mean` and `sigma`.

@@ -36,6 +36,7 @@ use crate::detect::{
 };
 use crate::kpi::{self, GroupKey, Kpis, RunFacts};
 use crate::model::{Outcome, Run};
+use crate::problem::Problem;
 use crate::rules::{Rules, Thresholds};
 
 /// Runs a rate baseline waits before learning a run, so a problem's first runs are judged
@@ -64,6 +65,47 @@ impl Observation {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
         self.alerts.is_empty() && self.updated.is_empty() && self.recovered.is_empty()
+    }
+}
+
+/// Where a duration change point started: the last run before the excursion of the CUSUM
+/// that fired, and the first run of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeStart {
+    /// Id of the last run before the change (0 when unknown).
+    pub before_run: u64,
+    /// Head SHA of that run (empty when unknown).
+    pub before_sha: String,
+    /// Id of the first run after the change.
+    pub after_run: u64,
+    /// Head SHA of that run.
+    pub after_sha: String,
+    /// Link to that run.
+    pub after_url: String,
+}
+
+impl ChangeStart {
+    /// `https://github.com/o/r/compare/<before>...<after>`, from the run's link, when both SHAs
+    /// are known.
+    pub fn compare_url(&self) -> Option<String> {
+        if self.before_sha.is_empty() || self.after_sha.is_empty() {
+            return None;
+        }
+        let (repo, _) = self.after_url.split_once("/actions/runs/")?;
+        Some(format!(
+            "{repo}/compare/{}...{}",
+            self.before_sha, self.after_sha
+        ))
+    }
+
+    fn between(last: &(u64, String), run: &Run) -> Self {
+        Self {
+            before_run: last.0,
+            before_sha: last.1.clone(),
+            after_run: run.id.0,
+            after_sha: run.head_sha.clone(),
+            after_url: run.html_url.clone(),
+        }
     }
 }
 
@@ -142,6 +184,15 @@ struct Stream {
     rerun: RateTest,
     over_duration: Consecutive,
     over_queue: Consecutive,
+    /// The last run observed: id and head SHA (for change-point commit ranges).
+    #[serde(default)]
+    last_run: (u64, String),
+    /// The duration CUSUM excursion under way, if any.
+    #[serde(default)]
+    excursion: Option<ChangeStart>,
+    /// Where the active duration change point started.
+    #[serde(default)]
+    change: Option<ChangeStart>,
 }
 
 impl Stream {
@@ -198,11 +249,14 @@ impl Stream {
             } else {
                 0
             }),
+            last_run: (0, String::new()),
+            excursion: None,
+            change: None,
         }
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct WorkflowState {
     th: Thresholds,
     window: VecDeque<RunFacts>,
@@ -272,11 +326,20 @@ impl std::fmt::Display for BaselineStatus {
 /// Detectors run per workflow and branch; their signals form incidents: while an incident of a
 /// workflow on a branch is open, every signal there joins it (one fingerprint, one issue), and
 /// it resolves once all of its signals have recovered.
-#[derive(Debug)]
+///
+/// It is `Serialize` and `Deserialize`: the whole detector state (windows, baselines, CUSUM
+/// accumulators, open incidents) survives a process through [`crate::state`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Monitor {
     rules: Rules,
+    /// The branch every run is taken to be on (its incidents are scoped to it), when set.
+    #[serde(default)]
+    branch: Option<String>,
     states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
+    /// Every incident that opened, bounded by workflows × branches.
+    #[serde(default)]
+    problems: BTreeMap<Fingerprint, Problem>,
 }
 
 impl Monitor {
@@ -284,9 +347,86 @@ impl Monitor {
     pub fn new(rules: Rules) -> Self {
         Self {
             rules,
+            branch: None,
             states: HashMap::default(),
             active: BTreeMap::new(),
+            problems: BTreeMap::new(),
         }
+    }
+
+    /// Takes every run to be on `branch` (feed it the runs of that branch only): one set of
+    /// detectors per workflow, incidents scoped to `branch`. Without it each run's own branch
+    /// is used.
+    #[must_use]
+    pub fn with_branch(mut self, branch: impl Into<String>) -> Self {
+        self.branch = Some(branch.into()).filter(|b: &String| !b.is_empty());
+        self
+    }
+
+    /// The branch every run is taken to be on, when set.
+    pub fn branch(&self) -> Option<&str> {
+        self.branch.as_deref()
+    }
+
+    /// The stream of `workflow` the per-workflow accessors read: the scoped branch, else the
+    /// default branch, else the one with the most runs.
+    fn stream_of(&self, workflow: &str) -> Option<(&String, &Stream)> {
+        let st = self.states.get(workflow)?;
+        let want = self
+            .branch
+            .as_deref()
+            .unwrap_or(self.rules.default_branch.as_str());
+        st.branches.get_key_value(want).or_else(|| {
+            st.branches
+                .iter()
+                .max_by(|a, b| (a.1.seen, b.0).cmp(&(b.1.seen, a.0)))
+        })
+    }
+
+    /// The rolling median duration (ms) of `workflow`'s baseline, once warmed up.
+    pub fn duration_median(&self, workflow: &str) -> Option<f64> {
+        let (_, s) = self.stream_of(workflow)?;
+        (!s.duration.is_empty()).then(|| s.duration.baseline().0)
+    }
+
+    /// Where the active duration change point of `workflow` started.
+    pub fn change_start(&self, workflow: &str) -> Option<&ChangeStart> {
+        self.stream_of(workflow)?.1.change.as_ref()
+    }
+
+    /// Runs observed for `workflow` so far (all branches).
+    pub fn seen(&self, workflow: &str) -> u64 {
+        self.states.get(workflow).map_or(0, |s| s.seen)
+    }
+
+    /// Accepts the current duration level of `workflow` (on the stream [`Monitor::
+    /// duration_median`] reads) as its new normal: its duration signals are cleared without a
+    /// recovery, and its incident with them when no other signal is active. Returns the
+    /// fingerprints of incidents so cleared.
+    pub fn accept_duration(&mut self, workflow: &str) -> Vec<Fingerprint> {
+        let Some(branch) = self.stream_of(workflow).map(|(b, _)| b.clone()) else {
+            return Vec::new();
+        };
+        if let Some(s) = self
+            .states
+            .get_mut(workflow)
+            .and_then(|st| st.branches.get_mut(&branch))
+        {
+            s.duration.accept();
+            s.cusum.accept();
+            s.change = None;
+        }
+        let fp = Fingerprint::incident(workflow, &branch);
+        let mut cleared = Vec::new();
+        if let Some(open) = self.active.get_mut(&fp) {
+            open.recover(AlertKind::DurationOutlier);
+            open.recover(AlertKind::DurationShift);
+            if open.all_recovered() {
+                self.active.remove(&fp);
+                cleared.push(fp);
+            }
+        }
+        cleared
     }
 
     /// The rules in force.
@@ -297,6 +437,13 @@ impl Monitor {
     /// Open incidents, by fingerprint, each with every signal seen so far.
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()
+    }
+
+    /// Every incident that opened over the observed history, by fingerprint: the open ones and
+    /// those that resolved, with how often each opened and resolved. Memory is bounded by
+    /// workflows × branches.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.values()
     }
 
     /// Each workflow and branch with its baselines, or the history it still lacks, sorted.
@@ -354,7 +501,7 @@ impl Monitor {
             st.window_failures += 1;
         }
 
-        let branch = run.head_branch.as_str();
+        let branch = self.branch.as_deref().unwrap_or(run.head_branch.as_str());
         if !st.branches.contains_key(branch) {
             if st.branches.len() >= MAX_BRANCHES {
                 forget_a_branch(&mut st.branches, &key, &self.active);
@@ -449,7 +596,22 @@ impl Monitor {
             if th.change_point
                 && let Some((med, sigma)) = s.duration.last_baseline()
             {
+                let idle = s.cusum.sum() <= 0.0;
                 let sig = s.cusum.observe(x, med, sigma);
+                // Where a change point started: the run before its excursion, and the first.
+                if matches!(sig, Signal::Fire { .. }) {
+                    s.change = s
+                        .excursion
+                        .take()
+                        .or_else(|| Some(ChangeStart::between(&s.last_run, run)));
+                } else if s.cusum.sum() <= 0.0 {
+                    s.excursion = None;
+                } else if idle {
+                    s.excursion = Some(ChangeStart::between(&s.last_run, run));
+                }
+                if sig == Signal::Recover {
+                    s.change = None;
+                }
                 let k = th.change_point_k;
                 emit(
                     AlertKind::DurationShift,
@@ -756,7 +918,28 @@ impl Monitor {
             );
         }
 
+        if s.last_run.0 != run.id.0 || s.last_run.1 != run.head_sha {
+            s.last_run = (run.id.0, run.head_sha.clone());
+        }
         merge(&mut self.active, &mut obs, &key, branch, fired, &recovered);
+        for a in &obs.alerts {
+            match self.problems.get_mut(&a.fingerprint) {
+                Some(p) => p.fire(a),
+                None => {
+                    self.problems.insert(a.fingerprint.clone(), Problem::new(a));
+                }
+            }
+        }
+        for a in &obs.updated {
+            if let Some(p) = self.problems.get_mut(&a.fingerprint) {
+                p.last_alert = a.clone();
+            }
+        }
+        for fp in &obs.recovered {
+            if let Some(p) = self.problems.get_mut(fp) {
+                p.recover(facts.completed_at);
+            }
+        }
         obs
     }
 
