@@ -142,6 +142,30 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
             mttr
         );
     }
+    let learning: Vec<String> = report
+        .telemetry
+        .baselines
+        .iter()
+        .filter(|b| b.failure_rate.is_none())
+        .map(|b| {
+            let on = if b.branch.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", b.branch)
+            };
+            format!(
+                "{}{on} ({} of {} runs)",
+                b.workflow, b.baseline_runs, b.needed
+            )
+        })
+        .collect();
+    if !learning.is_empty() {
+        let _ = writeln!(
+            text,
+            "\ntoo little history to judge failures yet: {}",
+            learning.join(", ")
+        );
+    }
     if !report.recovered.is_empty() {
         let _ = writeln!(
             text,
@@ -196,6 +220,9 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
             "      {} = {:.3} (baseline {:.3}, threshold {:.3}) at run {}",
             e.metric, e.value, e.baseline, e.threshold, al.run_id
         );
+        for sig in &al.signals {
+            let _ = writeln!(text, "      {}: {}", sig.kind.as_str(), sig.explanation);
+        }
         if let Some(t) = &a.triage {
             let _ = writeln!(
                 text,

@@ -68,8 +68,17 @@ fn an_open_alert_from_a_file_in_actions_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("alert(s) open:"), "{stdout}");
+    // One incident for the burst, carrying the streak and the failure rate, each explained.
+    assert!(stdout.contains("1 alert(s) open:"), "{stdout}");
     assert!(
-        stdout.contains("::warning title=[flow-telemetry] CI%3A failure rate rose"),
+        stdout.contains(
+            "::error title=[flow-telemetry] CI%3A 4 consecutive failed runs; failure rate rose"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("consecutive_failures: CI on main usually fails")
+            && stdout.contains("failure_rate: CI on main usually fails"),
         "{stdout}"
     );
     let outputs = std::fs::read_to_string(&output).unwrap();

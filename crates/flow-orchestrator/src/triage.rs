@@ -669,8 +669,10 @@ mod tests {
 
     pub(crate) fn alert() -> Alert {
         Alert {
-            fingerprint: Fingerprint::of("CI", AlertKind::ConsecutiveFailures),
+            fingerprint: Fingerprint::incident("CI", "main"),
             workflow: "CI".into(),
+            branch: "main".into(),
+            signals: vec![],
             kind: AlertKind::ConsecutiveFailures,
             severity: Severity::Critical,
             summary: "3 consecutive failed runs".into(),

@@ -136,6 +136,11 @@ pub struct RobustZ {
     recovery: u32,
     active: bool,
     last: Option<(f64, f64)>,
+    /// Values waiting to enter the baseline (see [`RobustZ::with_lag`]).
+    #[serde(default)]
+    pending: VecDeque<f64>,
+    #[serde(default)]
+    lag: usize,
 }
 
 impl RobustZ {
@@ -151,7 +156,17 @@ impl RobustZ {
             recovery: 2 * min_consecutive.max(1) + 3,
             active: false,
             last: None,
+            pending: VecDeque::new(),
+            lag: 0,
         }
+    }
+
+    /// This detector adding each value to its baseline only `lag` values later, so the first
+    /// runs of a change are judged against the baseline from before it rather than widening it.
+    #[must_use]
+    pub fn with_lag(mut self, lag: usize) -> Self {
+        self.lag = lag;
+        self
     }
 
     /// This detector recovering after `runs` (at least 1) values in a row at or below the
@@ -176,7 +191,7 @@ impl RobustZ {
         (med, sigma)
     }
 
-    /// Values seen so far (up to the window).
+    /// Values in the baseline so far (up to the window).
     pub fn len(&self) -> usize {
         self.window.len()
     }
@@ -227,7 +242,12 @@ impl RobustZ {
                 }
             }
         }
-        self.window.push(x);
+        self.pending.push_back(x);
+        while self.pending.len() > self.lag {
+            if let Some(v) = self.pending.pop_front() {
+                self.window.push(v);
+            }
+        }
         signal
     }
 }
@@ -369,6 +389,11 @@ impl Ewma {
         self.value
     }
 
+    /// True between a crossing and its recovery.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
     /// Observes one indicator.
     pub fn observe(&mut self, hit: bool) -> Signal {
         let before = self.value;
@@ -440,6 +465,331 @@ impl Consecutive {
         }
         Signal::Quiet
     }
+}
+
+/// The baseline rate of a 0/1 indicator (failed run, re-run), learned from the runs older than
+/// the last `lag` ones, so that the start of a problem does not leak into the baseline before a
+/// test can see it. Counts decay with a horizon of about `horizon` runs, and learning stops
+/// (and the not-yet-learned runs are dropped) while a problem is active: see
+/// [`RateBaseline::hold`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateBaseline {
+    pending: VecDeque<bool>,
+    lag: usize,
+    decay: f64,
+    n: f64,
+    hits: f64,
+    learned: u64,
+}
+
+impl RateBaseline {
+    /// A baseline learning each run `lag` runs after it, over about `horizon` (at least 10)
+    /// runs.
+    pub fn new(lag: usize, horizon: u32) -> Self {
+        Self {
+            pending: VecDeque::with_capacity(lag + 1),
+            lag,
+            decay: 1.0 - 1.0 / f64::from(horizon.max(10)),
+            n: 0.0,
+            hits: 0.0,
+            learned: 0,
+        }
+    }
+
+    /// Records one run's indicator.
+    pub fn observe(&mut self, hit: bool) {
+        self.pending.push_back(hit);
+        while self.pending.len() > self.lag {
+            let Some(old) = self.pending.pop_front() else {
+                break;
+            };
+            self.n = self.n * self.decay + 1.0;
+            self.hits = self.hits * self.decay + f64::from(u8::from(old));
+            self.learned += 1;
+        }
+    }
+
+    /// Drops the runs not learned yet: called when a problem starts, they belong to it.
+    pub fn hold(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Runs learned so far.
+    pub fn learned(&self) -> u64 {
+        self.learned
+    }
+
+    /// The estimated rate, `(hits + 1) / (runs + 2)` over the decayed counts (Laplace's rule):
+    /// never 0, so a spotless history still has a finite tolerance, and a few lucky runs do not
+    /// make a rare event look impossible.
+    pub fn rate(&self) -> f64 {
+        (self.hits + 1.0) / (self.n + 2.0)
+    }
+
+    /// Runs in the decayed counts (at most about the horizon).
+    pub fn effective_runs(&self) -> f64 {
+        self.n
+    }
+}
+
+/// Bernoulli CUSUM: a sequential likelihood-ratio test of "the rate rose from the baseline
+/// `p0` to `p1 = max(p0 + shift, 2·p0)`" (capped at 0.99). Each observation adds
+/// `ln(P(x | p1) / P(x | p0))` to `S = max(0, S + …)`; it fires when `S > h`.
+///
+/// The threshold follows from a false-alarm budget ([`h_for_budget`]): a climb of `S` starts
+/// with a hit (probability `p0`), after which the likelihood ratio, a martingale under the
+/// baseline, reaches `e^h` with probability at most `(p1/p0)·e^-h` (Ville's inequality). So
+/// under the baseline at most `p1·e^-h` alarms are expected per observation, and
+/// `h = ln(1000·p1 / budget)` keeps them within `budget` per 1,000.
+///
+/// While active it runs the reverse test (baseline against the raised rate) and recovers
+/// when that one crosses `ln(100)`: the rate is back with 99:1 odds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BernoulliCusum {
+    shift: f64,
+    budget: f64,
+    s: f64,
+    back: f64,
+    active: bool,
+    runs: u32,
+    hits: u32,
+}
+
+/// Odds the reverse test needs before a rate alarm recovers.
+const RECOVERY_ODDS: f64 = 100.0;
+
+/// The CUSUM threshold `h` giving at most `per_1000` false alarms per 1,000 observations when
+/// the raised rate is `p1`: `ln(1000·p1 / per_1000)`, at least 1.
+pub fn h_for_budget(per_1000: f64, p1: f64) -> f64 {
+    (1000.0 * p1 / per_1000.max(1e-9)).ln().max(1.0)
+}
+
+impl BernoulliCusum {
+    /// A test for a rise of `shift` (absolute, in (0, 1)) within `per_1000` false alarms per
+    /// 1,000 observations.
+    pub fn new(shift: f64, per_1000: f64) -> Self {
+        Self {
+            shift,
+            budget: per_1000,
+            s: 0.0,
+            back: 0.0,
+            active: false,
+            runs: 0,
+            hits: 0,
+        }
+    }
+
+    /// The raised rate the test compares `p0` with.
+    pub fn alternative(&self, p0: f64) -> f64 {
+        (p0 + self.shift).max(2.0 * p0).min(0.99)
+    }
+
+    /// True between a crossing and its recovery.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The stretch behind the statistic: `(runs, hits)` since it last was 0.
+    pub fn stretch(&self) -> (u32, u32) {
+        (self.runs, self.hits)
+    }
+
+    /// The threshold against baseline `p0`.
+    pub fn threshold(&self, p0: f64) -> f64 {
+        h_for_budget(self.budget, self.alternative(p0))
+    }
+
+    /// Observes one indicator against the baseline rate `p0`.
+    pub fn observe(&mut self, hit: bool, p0: f64) -> Signal {
+        let p0 = p0.clamp(1e-6, 0.98);
+        let p1 = self.alternative(p0);
+        let llr = if hit {
+            (p1 / p0).ln()
+        } else {
+            ((1.0 - p1) / (1.0 - p0)).ln()
+        };
+        if self.active {
+            self.back = (self.back - llr).max(0.0);
+            if self.back >= RECOVERY_ODDS.ln() {
+                self.active = false;
+                self.back = 0.0;
+                self.s = 0.0;
+                self.runs = 0;
+                self.hits = 0;
+                return Signal::Recover;
+            }
+            return Signal::Quiet;
+        }
+        self.s = (self.s + llr).max(0.0);
+        if self.s == 0.0 {
+            self.runs = 0;
+            self.hits = 0;
+        } else {
+            self.runs += 1;
+            self.hits += u32::from(hit);
+        }
+        let h = h_for_budget(self.budget, p1);
+        if self.s > h {
+            self.active = true;
+            self.back = 0.0;
+            return Signal::Fire {
+                score: self.s,
+                baseline: p0,
+                threshold: h,
+            };
+        }
+        Signal::Quiet
+    }
+}
+
+/// The shortest streak of failures (at least 2, at most 64) whose chance of starting at a given
+/// run under the baseline rate `p`, `(1 − p)·p^k`, is at most `per_run`.
+pub fn streak_needed(p: f64, per_run: f64) -> u32 {
+    let p = p.clamp(1e-9, 0.999);
+    let mut k = 2u32;
+    while k < 64 && (1.0 - p) * p.powi(k as i32) > per_run {
+        k += 1;
+    }
+    k
+}
+
+/// A failure streak whose length needed is given per observation (it follows the baseline).
+/// Fires once when the streak reaches it. It recovers like the rate test does: once the
+/// reverse likelihood-ratio test (baseline `p0` against the raised `p1`) has gathered 99:1 odds
+/// that the rate is back, so a burst that keeps failing now and then stays one problem. Without
+/// a baseline (`p1 <= p0`) it recovers at the first success.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Streak {
+    streak: u32,
+    active: bool,
+    back: f64,
+}
+
+impl Streak {
+    /// A streak counter at 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current streak.
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
+
+    /// True between a firing and its recovery.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Observes one indicator; `needed` of 0 never fires; `p0` and `p1` are the baseline and
+    /// raised rates of the recovery test.
+    pub fn observe(&mut self, hit: bool, needed: u32, p0: f64, p1: f64) -> Signal {
+        if hit {
+            self.streak += 1;
+        } else {
+            self.streak = 0;
+        }
+        if self.active {
+            let back = if p1 > p0 {
+                let llr = if hit {
+                    (p1 / p0).ln()
+                } else {
+                    ((1.0 - p1) / (1.0 - p0)).ln()
+                };
+                self.back = (self.back - llr).max(0.0);
+                self.back >= RECOVERY_ODDS.ln()
+            } else {
+                !hit
+            };
+            if back {
+                self.active = false;
+                self.back = 0.0;
+                return Signal::Recover;
+            }
+            return Signal::Quiet;
+        }
+        if hit && needed > 0 && self.streak >= needed {
+            self.active = true;
+            self.back = 0.0;
+            return Signal::Fire {
+                score: f64::from(self.streak),
+                baseline: 0.0,
+                threshold: f64::from(needed),
+            };
+        }
+        Signal::Quiet
+    }
+}
+
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space.
+pub fn binomial_tail(n: u32, k: u32, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, i) built incrementally from i = k.
+    let mut ln_c: f64 = (0..k)
+        .map(|i| f64::from(n - i).ln() - f64::from(i + 1).ln())
+        .sum();
+    let mut total = 0.0;
+    for i in k..=n {
+        total += (ln_c + f64::from(i) * lp + f64::from(n - i) * lq).exp();
+        if i < n {
+            ln_c += f64::from(n - i).ln() - f64::from(i + 1).ln();
+        }
+    }
+    total.min(1.0)
+}
+
+/// `P(Z > z)` for a standard normal `Z` (Numerical Recipes' `erfcc`, relative error < 1.2e-7).
+pub fn normal_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let y = t
+        * (-x * x - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    let erfc = if x >= 0.0 { y } else { 2.0 - y };
+    0.5 * erfc
+}
+
+/// "1 in 4,200", "1 in 3.1 million", "less than 1 in a billion": the odds of probability `p`.
+pub fn one_in(p: f64) -> String {
+    if p.is_nan() || p < 1e-9 {
+        return "less than 1 in a billion".into();
+    }
+    let n = 1.0 / p;
+    if n < 1.5 {
+        return "almost certain".into();
+    }
+    if n >= 1e6 {
+        return format!("1 in {:.1} million", n / 1e6);
+    }
+    let n = if n >= 1000.0 {
+        (n / 100.0).round() * 100.0
+    } else {
+        n.round()
+    } as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("1 in {out}")
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@
 //! | flaky | half the runs pass only on attempt 2 | 60 |
 //! | queue backlog | queue times ×6–10 | 40 |
 //!
+//! [`GeneratorConfig::realistic`] gives histories of a different character: a chosen failure
+//! rate, heavy-tailed durations, weekly seasonality, queueing bursts, cancellations, time-outs and
+//! startup failures, and three branches (anomalies on the default branch only).
+//!
 //! The PRNG is SplitMix64, so a seed gives the same history on every platform and version.
 
 use schemars::JsonSchema;
@@ -114,9 +118,13 @@ impl AnomalyKind {
 pub struct Injected {
     /// Workflow name.
     pub workflow: String,
+    /// The branch whose runs it affects; empty when it affects every branch of the workflow.
+    #[serde(default)]
+    pub branch: String,
     /// Kind.
     pub kind: AnomalyKind,
-    /// Position (0-based) of the first affected run among the workflow's runs.
+    /// Position (0-based) of the first affected run among the runs of the workflow (of the
+    /// workflow on `branch`, when set).
     pub start_seq: u64,
     /// Runs affected.
     pub len: u64,
@@ -145,6 +153,69 @@ pub struct GeneratorConfig {
     pub anomaly_every: u64,
     /// Probability of a single-run duration spike (noise).
     pub spike_rate: f64,
+    /// Heavy-tailed spikes: when set, a spike multiplies the duration by a Pareto factor with
+    /// this tail index (scale 1.3, capped at 20) instead of a uniform 1.5–3.
+    #[serde(default)]
+    pub spike_tail_alpha: Option<f64>,
+    /// Branches runs are spread over, the first being the default branch. Empty: the five-way
+    /// mix `main` ×3, `feature/parser`, `fix/flaky-test`, with anomalies on every branch.
+    /// Otherwise anomalies are injected on the default branch only, counted in its runs.
+    #[serde(default)]
+    pub branches: Vec<BranchProfile>,
+    /// Weekly seasonality: busy Mondays (runs 1.8× as frequent, queues 1.3× longer), quiet
+    /// weekends (runs 4× rarer, queues 0.8×).
+    #[serde(default)]
+    pub weekly_seasonality: bool,
+    /// Probability per run that a repository-wide queueing burst (normal, not an anomaly)
+    /// starts: queue times ×2–3.5 for 10–30 minutes.
+    #[serde(default)]
+    pub queue_burst_rate: f64,
+    /// Probability that a normal run is cancelled.
+    #[serde(default = "default_cancel_rate")]
+    pub cancel_rate: f64,
+    /// Probability that a normal run times out (counts as failed, beside `failure_rate`).
+    #[serde(default = "default_rare_rate")]
+    pub timeout_rate: f64,
+    /// Probability of a startup failure (counts as failed, beside `failure_rate`).
+    #[serde(default = "default_rare_rate")]
+    pub startup_failure_rate: f64,
+    /// Failure probability during an injected failure burst.
+    #[serde(default = "default_burst_rate")]
+    pub burst_failure_rate: f64,
+}
+
+fn default_cancel_rate() -> f64 {
+    0.01
+}
+
+fn default_rare_rate() -> f64 {
+    0.002
+}
+
+fn default_burst_rate() -> f64 {
+    0.65
+}
+
+/// One branch of a generated history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchProfile {
+    /// Branch name.
+    pub name: String,
+    /// Relative share of runs.
+    pub weight: f64,
+    /// Normal failure probability relative to the workflow's (capped at 0.5).
+    pub failure_factor: f64,
+}
+
+impl BranchProfile {
+    /// A branch with `weight` and `failure_factor`.
+    pub fn new(name: &str, weight: f64, failure_factor: f64) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            failure_factor,
+        }
+    }
 }
 
 impl Default for GeneratorConfig {
@@ -178,6 +249,60 @@ impl Default for GeneratorConfig {
             first_anomaly_at: 300,
             anomaly_every: 400,
             spike_rate: 0.005,
+            spike_tail_alpha: None,
+            branches: Vec::new(),
+            weekly_seasonality: false,
+            queue_burst_rate: 0.0,
+            cancel_rate: default_cancel_rate(),
+            timeout_rate: default_rare_rate(),
+            startup_failure_rate: default_rare_rate(),
+            burst_failure_rate: default_burst_rate(),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// A history of different character from the default: every workflow fails `failure_rate`
+    /// of its runs on the default branch (of which a tenth time out and a twentieth fail to
+    /// start), 3 % are cancelled; log-normal durations with a heavy (Pareto) tail of spikes;
+    /// weekly seasonality; repository-wide queueing bursts; three branches (`main` 70 %, two
+    /// feature branches failing 1.5× and 2× as often); anomalies on `main`, failure bursts
+    /// failing 80 % of runs (a broken default branch; more above a 30 % base rate).
+    pub fn realistic(seed: u64, runs: usize, failure_rate: f64) -> Self {
+        let wf = |name: &str, id, weight, d, q| WorkflowProfile {
+            name: name.into(),
+            id,
+            weight,
+            duration_ms: d,
+            duration_sigma: 0.2,
+            queue_ms: q,
+            queue_sigma: 0.4,
+            failure_rate: failure_rate * 0.85,
+        };
+        Self {
+            seed,
+            runs,
+            workflows: vec![
+                wf("CI", 1001, 0.6, 420_000.0, 8_000.0),
+                wf("Release", 1002, 0.15, 900_000.0, 15_000.0),
+                wf("Nightly", 1003, 0.25, 1_800_000.0, 20_000.0),
+            ],
+            spike_rate: 0.02,
+            spike_tail_alpha: Some(1.8),
+            branches: vec![
+                BranchProfile::new("main", 0.7, 1.0),
+                BranchProfile::new("feature/parser", 0.2, 1.5),
+                BranchProfile::new("fix/flaky-test", 0.1, 2.0),
+            ],
+            weekly_seasonality: true,
+            queue_burst_rate: 0.01,
+            cancel_rate: 0.03,
+            timeout_rate: failure_rate * 0.1,
+            startup_failure_rate: failure_rate * 0.05,
+            burst_failure_rate: (failure_rate + 0.5).clamp(0.8, 0.95),
+            first_anomaly_at: 200,
+            anomaly_every: 350,
+            ..Self::default()
         }
     }
 }
@@ -201,6 +326,12 @@ struct Active {
 /// Generates a history from `cfg`. Same config, same history.
 pub fn generate(cfg: &GeneratorConfig) -> History {
     let mut rng = SplitMix64::new(cfg.seed);
+    // The new characters draw from their own stream, so the default history stays the same.
+    let mut extra = SplitMix64::new(cfg.seed ^ 0x5eed_c4a7_0000_0001);
+    let branch_weight: f64 = cfg.branches.iter().map(|b| b.weight).sum();
+    let mut branch_seq: Vec<Vec<u64>> = vec![vec![0; cfg.branches.len()]; cfg.workflows.len()];
+    let mut queue_burst_until = f64::MIN;
+    let mut queue_burst_factor = 1.0;
     let total_weight: f64 = cfg
         .workflows
         .iter()
@@ -227,7 +358,24 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
         if n_wf == 0 {
             break;
         }
-        t += -cfg.mean_gap_ms * (1.0 - rng.unit()).max(f64::MIN_POSITIVE).ln();
+        let (gap_factor, queue_load) = if cfg.weekly_seasonality {
+            // 2026-01-01 was a Thursday: day 0 of the epoch (1970-01-01) too, so weekday
+            // = (days + 3) % 7 with Monday = 0.
+            let day = ((t / 86_400_000.0).floor() as i64 + 3).rem_euclid(7);
+            match day {
+                0 => (1.0 / 1.8, 1.3),
+                5 | 6 => (4.0, 0.8),
+                _ => (1.0, 1.0),
+            }
+        } else {
+            (1.0, 1.0)
+        };
+        t += -cfg.mean_gap_ms * gap_factor * (1.0 - rng.unit()).max(f64::MIN_POSITIVE).ln();
+        if cfg.queue_burst_rate > 0.0 && t > queue_burst_until && extra.chance(cfg.queue_burst_rate)
+        {
+            queue_burst_until = t + extra.range(600_000.0, 1_800_000.0);
+            queue_burst_factor = extra.range(2.0, 3.5);
+        }
         let mut pick = rng.unit() * total_weight;
         let mut w = n_wf - 1;
         for (j, p) in cfg.workflows.iter().enumerate() {
@@ -238,16 +386,45 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
             pick -= p.weight;
         }
         let p = &cfg.workflows[w];
-        let s = seq[w];
+        // With branch profiles, the branch is drawn first: anomalies follow the default
+        // branch's own sequence.
+        let branch_pick = if cfg.branches.is_empty() {
+            None
+        } else {
+            let mut pick = extra.unit() * branch_weight;
+            let mut b = cfg.branches.len() - 1;
+            for (j, bp) in cfg.branches.iter().enumerate() {
+                if pick < bp.weight {
+                    b = j;
+                    break;
+                }
+                pick -= bp.weight;
+            }
+            Some(b)
+        };
+        let on_anomaly_stream = branch_pick.is_none_or(|b| b == 0);
+        let s = match branch_pick {
+            Some(b) => {
+                let s = branch_seq[w][b];
+                branch_seq[w][b] += 1;
+                s
+            }
+            None => seq[w],
+        };
         seq[w] += 1;
         let id = 20_000_000_000 + i as u64;
 
-        if let Some(a) = active[w]
+        if on_anomaly_stream
+            && let Some(a) = active[w]
             && s >= a.until
         {
             active[w] = None;
         }
-        if cfg.anomaly_every > 0 && !cfg.anomaly_kinds.is_empty() && s >= cfg.first_anomaly_at {
+        if on_anomaly_stream
+            && cfg.anomaly_every > 0
+            && !cfg.anomaly_kinds.is_empty()
+            && s >= cfg.first_anomaly_at
+        {
             let k = s - cfg.first_anomaly_at;
             if k.is_multiple_of(cfg.anomaly_every) {
                 let idx = (k / cfg.anomaly_every) as usize % cfg.anomaly_kinds.len();
@@ -264,6 +441,9 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
                 });
                 anomalies.push(Injected {
                     workflow: p.name.clone(),
+                    branch: branch_pick
+                        .map(|b| cfg.branches[b].name.clone())
+                        .unwrap_or_default(),
                     kind,
                     start_seq: s,
                     len: kind.runs_affected(),
@@ -271,7 +451,7 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
                 });
             }
         }
-        let a = active[w];
+        let a = if on_anomaly_stream { active[w] } else { None };
         let is = |k: AnomalyKind| a.is_some_and(|a| a.kind == k);
         let factor = a.map_or(1.0, |a| a.factor);
 
@@ -280,25 +460,45 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
             duration *= factor;
         }
         if rng.chance(cfg.spike_rate) {
-            duration *= rng.range(1.5, 3.0);
+            let uniform = rng.range(1.5, 3.0);
+            duration *= match cfg.spike_tail_alpha {
+                Some(alpha) if alpha > 0.0 => {
+                    let u = (1.0 - extra.unit()).max(f64::MIN_POSITIVE);
+                    (1.3 * u.powf(-1.0 / alpha)).min(20.0)
+                }
+                _ => uniform,
+            };
         }
-        let mut queue = p.queue_ms * (p.queue_sigma * rng.normal()).exp();
+        let mut queue = p.queue_ms * (p.queue_sigma * rng.normal()).exp() * queue_load;
+        if t <= queue_burst_until {
+            queue *= queue_burst_factor;
+        }
         if is(AnomalyKind::QueueBacklog) {
             queue *= factor;
         }
-        let fail_p = if is(AnomalyKind::FailureBurst) {
-            0.65
+        let factor_of_branch = branch_pick.map_or(1.0, |b| cfg.branches[b].failure_factor);
+        let (fail_p, timeout_p, startup_p) = if is(AnomalyKind::FailureBurst) {
+            (
+                cfg.burst_failure_rate,
+                cfg.timeout_rate,
+                cfg.startup_failure_rate,
+            )
         } else {
-            p.failure_rate
+            let f = |x: f64| (x * factor_of_branch).min(0.5);
+            (
+                f(p.failure_rate),
+                f(cfg.timeout_rate),
+                f(cfg.startup_failure_rate),
+            )
         };
         let r = rng.unit();
         let conclusion = if r < fail_p {
             Conclusion::Failure
-        } else if r < fail_p + 0.01 {
+        } else if r < fail_p + cfg.cancel_rate {
             Conclusion::Cancelled
-        } else if r < fail_p + 0.012 {
+        } else if r < fail_p + cfg.cancel_rate + timeout_p {
             Conclusion::TimedOut
-        } else if r < fail_p + 0.014 {
+        } else if r < fail_p + cfg.cancel_rate + timeout_p + startup_p {
             Conclusion::StartupFailure
         } else {
             Conclusion::Success
@@ -318,7 +518,8 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
         } else {
             (created + secs(queue), 1)
         };
-        let branch = branches[(rng.next_u64() % branches.len() as u64) as usize];
+        let drawn = branches[(rng.next_u64() % branches.len() as u64) as usize];
+        let branch = branch_pick.map_or(drawn, |b| cfg.branches[b].name.as_str());
         let sha_hi = rng.next_u64();
         let sha_lo = rng.next_u64();
         runs.push(Run {

@@ -6,7 +6,7 @@
 //! - [`model`]: [`Run`], [`Job`], [`Step`] as GitHub returns them, parsed tolerantly.
 //! - [`source`]: the [`RunSource`] trait; GitHub REST, event payloads, exported files.
 //! - [`kpi`]: pure KPI functions over a window of runs.
-//! - [`alert`]: [`Alert`], [`Fingerprint`], [`Severity`].
+//! - [`alert`]: [`Alert`] (an incident), [`AlertSignal`], [`Fingerprint`], [`Severity`].
 //! - [`detect`], [`monitor`]: streaming detectors and the [`Monitor`] that runs them per
 //!   workflow with a bounded window.
 //! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
@@ -45,21 +45,25 @@
 //!
 //! # Detection
 //!
-//! [`Monitor::observe`] feeds each completed run to its workflow's detectors, in constant work
-//! per run (bounded by the baseline window), and returns the alerts that started and the
-//! fingerprints that recovered:
+//! [`Monitor::observe`] feeds each completed run to the detectors of its workflow and branch, in
+//! constant work per run (bounded by the baseline window), and returns the incidents that
+//! opened, the open ones that gained a signal, and those that resolved:
 //!
-//! | alert kind | detector |
+//! | signal | detector |
 //! |---|---|
-//! | `duration_outlier`, `queue_outlier` | robust z `(x − median)/(1.4826·MAD)` over the last `baseline_window` values, `z_min_consecutive` runs above `duration_z`/`queue_z`; recovers after `recovery_runs` runs in a row at or below it |
-//! | `duration_shift` | one-sided CUSUM of the same standardized durations, each clipped to ±`change_point_clip`, slack `change_point_k`, threshold `change_point_h`; recovers after `recovery_runs` runs in a row at most `2·change_point_k` sigmas above the pre-shift baseline |
-//! | `failure_rate` | EWMA (λ = `failure_ewma_lambda`) of the failed-run indicator above `failure_ewma_threshold` |
-//! | `consecutive_failures` | `consecutive_failures` failed runs in a row |
-//! | `rerun_rate` | EWMA of "passed only on a re-run" above `rerun_ewma_threshold` |
+//! | `duration_outlier`, `queue_outlier` | robust z `(x − median)/(1.4826·MAD)` over the last `baseline_window` values (queue times on a log scale, with a lagged baseline), `z_min_consecutive` runs above `duration_z`/`queue_z`; recovers after `recovery_runs` runs in a row at or below it |
+//! | `duration_shift`, `queue_shift` | one-sided CUSUM of the same standardized values, each clipped to ±`change_point_clip`, slack `change_point_k` / `queue_change_point_k`, threshold `change_point_h` / `queue_change_point_h`; recovers after `recovery_runs` runs in a row at most `2·k` sigmas above the pre-shift baseline |
+//! | `failure_rate` | Bernoulli CUSUM of failed runs: baseline rate `p` (learned 10 runs late, frozen during a problem) against `max(p + failure_rate_shift, 2p)`, threshold `ln(1000·p1 / share)` where the share is a third of `false_alarms_per_1000_runs`; recovers when the reverse test has 99:1 odds that `p` is back |
+//! | `consecutive_failures` | the shortest streak `k` with `(1 − p)·p^k` under the same share per run (or a fixed `consecutive_failures`); recovers like `failure_rate` |
+//! | `rerun_rate` | Bernoulli CUSUM of "passed only on a re-run", as `failure_rate` with `rerun_rate_shift` |
 //! | `*_threshold` | static `max_duration_ms`, `max_queue_ms`, `max_failure_rate` from the rules |
 //!
-//! Each alert's [`Fingerprint`] is a hash of workflow and kind, so an [`IssueSink`] keeps one
-//! issue per problem. Detection quality on the seeded generator is in `BENCHMARKS.md`.
+//! Signals of one workflow on one branch form an *incident*: one [`Fingerprint`] (workflow and
+//! branch), one issue listing every signal with a sentence saying the baseline, what was seen and
+//! how unlikely that is under it; severity is the highest; it resolves when all its signals have
+//! recovered. A workflow with too little history raises no failure signal and says so
+//! ([`Monitor::baselines`]). Detection quality on generators of different character is in
+//! `BENCHMARKS.md`.
 //!
 //! # Example
 //!
@@ -117,12 +121,12 @@ pub mod state;
 pub mod time;
 pub mod watch;
 
-pub use alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
+pub use alert::{Alert, AlertKind, AlertSignal, Evidence, Fingerprint, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use github::{GitHubClient, GitHubConfig};
 pub use kpi::{GroupBy, KpiValues, Kpis, RunFacts, Summary};
 pub use model::{Conclusion, Job, Outcome, Run, RunId, RunStatus, Step, WorkflowId};
-pub use monitor::{Monitor, Observation};
+pub use monitor::{BaselineStatus, Monitor, Observation};
 pub use problem::{Problem, ProblemStatus};
 pub use report::Report;
 pub use rules::{Rules, Thresholds};

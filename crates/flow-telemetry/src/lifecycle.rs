@@ -1,9 +1,10 @@
 //! The quiet issue lifecycle: the [`Ledger`] remembers, per problem, its issue and what was
 //! last said, and turns what the detectors observed into the few GitHub writes worth making.
 //!
-//! - A problem is a workflow × branch × family of alert kinds ([`family`]): the duration
-//!   outlier and the change point of one slowdown, or the failure rate and the failing streak of
-//!   one burst, share one issue ([`issue_key`]).
+//! - A problem is an incident of a workflow on a branch ([`issue_key`], which is
+//!   [`Fingerprint::incident`]): every signal the monitor groups into it (the streak and the
+//!   failure rate of a burst, the outlier and the change point of a slowdown, and anything else
+//!   that fires while it is open) shares its one issue.
 //! - A new problem opens one issue. While it lasts nothing more is said, except a severity
 //!   escalation, or fresh figures at most once per `renotify_after` (never the same text twice).
 //! - Recovery closes the issue naming the recovering run (or, with `close_on_recovery` off,
@@ -52,22 +53,10 @@ impl Default for LifecycleOptions {
     }
 }
 
-/// The family an alert kind belongs to: one issue per family, workflow and branch.
-pub fn family(kind: AlertKind) -> &'static str {
-    match kind {
-        AlertKind::DurationOutlier | AlertKind::DurationShift | AlertKind::DurationThreshold => {
-            "duration"
-        }
-        AlertKind::QueueOutlier | AlertKind::QueueThreshold => "queue",
-        AlertKind::RerunRate => "reruns",
-        _ => "failures",
-    }
-}
-
-/// The identity of the issue for `kind` on `workflow` and `branch` (empty: all branches): the
-/// one function issue fingerprints come from.
-pub fn issue_key(workflow: &str, branch: &str, kind: AlertKind) -> Fingerprint {
-    Fingerprint::of_parts(&[workflow, branch, "issue", family(kind)])
+/// The identity of the issue of the incidents of `workflow` on `branch` (empty: all branches):
+/// the incident's own fingerprint, so the monitor and the ledger agree by construction.
+pub fn issue_key(workflow: &str, branch: &str) -> Fingerprint {
+    Fingerprint::incident(workflow, branch)
 }
 
 /// Where a problem's issue stands.
@@ -264,7 +253,6 @@ impl Ledger {
         opts: &LifecycleOptions,
         now_ms: i64,
     ) -> Vec<Fingerprint> {
-        let branch = monitor.branch().unwrap_or("").to_owned();
         let workflow = run.workflow_key().into_owned();
         let mut started = Vec::new();
         for fp in &obs.recovered {
@@ -278,9 +266,10 @@ impl Ledger {
             };
             self.recovered(&key, fp, run, opts, now_ms);
         }
-        for alert in &obs.alerts {
-            let key = issue_key(&alert.workflow, &branch, alert.kind);
-            if self.fired(&key, alert, &branch, monitor, now_ms) {
+        // New incidents, and open ones that gained a signal (an escalation is worth a word).
+        for alert in obs.alerts.iter().chain(&obs.updated) {
+            let key = issue_key(&alert.workflow, &alert.branch);
+            if self.fired(&key, alert, &alert.branch, monitor, now_ms) {
                 started.push(key);
             }
         }
@@ -424,8 +413,16 @@ impl Ledger {
         monitor: &Monitor,
         now_ms: i64,
     ) -> bool {
-        let shift = (alert.kind == AlertKind::DurationShift).then(|| Shift {
-            before_ms: alert.evidence.baseline,
+        let change = alert
+            .signals
+            .iter()
+            .find(|s| s.kind == AlertKind::DurationShift && !s.recovered)
+            .map(|s| s.evidence.baseline)
+            .or_else(|| {
+                (alert.kind == AlertKind::DurationShift).then_some(alert.evidence.baseline)
+            });
+        let shift = change.map(|before_ms| Shift {
+            before_ms,
             start: monitor
                 .change_start(&alert.workflow)
                 .cloned()
@@ -659,8 +656,8 @@ mod tests {
         let mut l = Ledger::default();
         let runs: Vec<Run> = (1..=30)
             .map(|i| run(i, true))
-            .chain((31..=33).map(|i| run(i, false)))
-            .chain((34..=60).map(|i| run(i, true)))
+            .chain((31..=35).map(|i| run(i, false)))
+            .chain((36..=60).map(|i| run(i, true)))
             .collect();
         feed(&mut l, &mut m, &runs, &opts);
         assert!(l.pending.is_empty(), "{:?}", l.pending);

@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use serde::{Deserialize, Serialize};
-
 /// FNV-1a: workflow names are short, trusted keys, where SipHash's cost shows per run.
 #[derive(Debug, Clone, Copy)]
 struct Fnv(u64);
@@ -29,26 +27,44 @@ impl Hasher for Fnv {
     }
 }
 
-use crate::alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
-use crate::detect::{Consecutive, Cusum, Ewma, RobustZ, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertKind, AlertSignal, Evidence, Fingerprint, Severity};
+use crate::detect::{
+    BernoulliCusum, Consecutive, Cusum, Ewma, RateBaseline, RobustZ, Signal, Streak, binomial_tail,
+    normal_tail, one_in, streak_needed,
+};
 use crate::kpi::{self, GroupKey, Kpis, RunFacts};
-use crate::model::Run;
+use crate::model::{Outcome, Run};
 use crate::problem::Problem;
 use crate::rules::{Rules, Thresholds};
+
+/// Runs a rate baseline waits before learning a run, so a problem's first runs are judged
+/// against the baseline from before it rather than absorbed into it.
+const BASELINE_LAG: usize = 10;
+
+/// Branches with their own detectors per workflow; the least recently seen one without an open
+/// incident is forgotten beyond this, so memory stays bounded under many short-lived branches.
+pub const MAX_BRANCHES: usize = 64;
+
+/// The run-outcome tests sharing the false-alarm budget: streak, failure rate, re-run rate.
+const OUTCOME_TESTS: f64 = 3.0;
 
 /// What one observed run changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
-    /// Alerts that started with this run.
+    /// Incidents opened with this run (each with the signals that fired on it).
     pub alerts: Vec<Alert>,
-    /// Problems that cleared with this run.
+    /// Open incidents that gained a signal or a higher severity with this run, as they now are.
+    pub updated: Vec<Alert>,
+    /// Incidents that resolved with this run: all their signals recovered.
     pub recovered: Vec<Fingerprint>,
 }
 
 impl Observation {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.recovered.is_empty()
+        self.alerts.is_empty() && self.updated.is_empty() && self.recovered.is_empty()
     }
 }
 
@@ -81,44 +97,117 @@ impl ChangeStart {
             self.before_sha, self.after_sha
         ))
     }
+
+    fn between(last: &(u64, String), run: &Run) -> Self {
+        Self {
+            before_run: last.0,
+            before_sha: last.1.clone(),
+            after_run: run.id.0,
+            after_sha: run.head_sha.clone(),
+            after_url: run.html_url.clone(),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct WorkflowState {
-    th: Thresholds,
-    window: VecDeque<RunFacts>,
-    window_failures: u32,
+/// A rate test: the sequential test from the budget, or an expert's fixed EWMA threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum RateTest {
+    Sequential(BernoulliCusum),
+    Ewma(Ewma),
+}
+
+impl RateTest {
+    fn new(shift: f64, ewma: Option<(f64, f64)>, warmup: u32, budget_per_1000: f64) -> Self {
+        match ewma {
+            Some((lambda, threshold)) => Self::Ewma(Ewma::new(lambda, threshold, warmup)),
+            None => Self::Sequential(BernoulliCusum::new(shift, budget_per_1000)),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        match self {
+            Self::Sequential(c) => c.is_active(),
+            Self::Ewma(e) => e.is_active(),
+        }
+    }
+
+    /// Observes one indicator against `base` (the sequential test judges only once the base
+    /// has `warmup` runs). Returns the signal, the rate seen and the stretch `(runs, hits)`
+    /// behind it (`(0, 0)` for the EWMA).
+    fn observe(
+        &mut self,
+        hit: bool,
+        base: &RateBaseline,
+        warmup: u32,
+    ) -> (Signal, f64, (u32, u32)) {
+        let ready = base.learned() >= u64::from(warmup);
+        match self {
+            Self::Sequential(c) => {
+                let sig = if ready {
+                    c.observe(hit, base.rate())
+                } else {
+                    Signal::Quiet
+                };
+                let (n, k) = c.stretch();
+                (sig, f64::from(k) / f64::from(n.max(1)), (n, k))
+            }
+            Self::Ewma(e) => {
+                let sig = e.observe(hit);
+                (sig, e.value(), (0, 0))
+            }
+        }
+    }
+
+    /// `name`, or `name_ewma` for the expert's EWMA.
+    fn metric(&self, name: &str) -> String {
+        match self {
+            Self::Sequential(_) => name.to_string(),
+            Self::Ewma(_) => format!("{name}_ewma"),
+        }
+    }
+}
+
+/// The detectors of one workflow on one branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Stream {
     seen: u64,
+    last_seen: u64,
     duration: RobustZ,
     queue: RobustZ,
     cusum: Cusum,
-    failure: Ewma,
-    rerun: Ewma,
-    consecutive: Consecutive,
+    queue_cusum: Cusum,
+    failure_base: RateBaseline,
+    failure: RateTest,
+    streak: Streak,
+    streak_start_url: Option<String>,
+    rerun_base: RateBaseline,
+    rerun: RateTest,
     over_duration: Consecutive,
     over_queue: Consecutive,
-    over_failure_rate: bool,
-    streak_start_url: Option<String>,
     /// The last run observed: id and head SHA (for change-point commit ranges).
     #[serde(default)]
     last_run: (u64, String),
-    /// The excursion of the CUSUM under way, if any.
+    /// The duration CUSUM excursion under way, if any.
     #[serde(default)]
     excursion: Option<ChangeStart>,
-    /// Where the active change point started.
+    /// Where the active duration change point started.
     #[serde(default)]
     change: Option<ChangeStart>,
 }
 
-impl WorkflowState {
-    fn new(th: Thresholds) -> Self {
+impl Stream {
+    fn new(th: &Thresholds) -> Self {
         let w = th.baseline_window as usize;
         let warm = th.warmup as usize;
+        let share = th.false_alarms_per_1000_runs / OUTCOME_TESTS;
         Self {
+            seen: 0,
+            last_seen: 0,
             duration: RobustZ::new(w, th.duration_z, th.z_min_consecutive, warm)
                 .with_recovery(th.recovery_runs),
             queue: RobustZ::new(w, th.queue_z, th.z_min_consecutive, warm)
-                .with_recovery(th.recovery_runs),
+                .with_recovery(th.recovery_runs)
+                .with_lag(BASELINE_LAG),
             cusum: Cusum::new(
                 th.change_point_k,
                 th.change_point_h,
@@ -126,9 +215,30 @@ impl WorkflowState {
                 th.baseline_window,
             )
             .with_recovery(th.recovery_runs),
-            failure: Ewma::new(th.failure_ewma_lambda, th.failure_ewma_threshold, th.warmup),
-            rerun: Ewma::new(th.rerun_ewma_lambda, th.rerun_ewma_threshold, th.warmup),
-            consecutive: Consecutive::new(th.consecutive_failures),
+            queue_cusum: Cusum::new(
+                th.queue_change_point_k,
+                th.queue_change_point_h,
+                th.change_point_clip,
+                th.baseline_window,
+            )
+            .with_recovery(th.recovery_runs),
+            failure_base: RateBaseline::new(BASELINE_LAG, th.rate_baseline_runs),
+            failure: RateTest::new(
+                th.failure_rate_shift,
+                th.failure_ewma_threshold
+                    .map(|t| (th.failure_ewma_lambda, t)),
+                th.warmup,
+                share,
+            ),
+            streak: Streak::new(),
+            streak_start_url: None,
+            rerun_base: RateBaseline::new(BASELINE_LAG, th.rate_baseline_runs),
+            rerun: RateTest::new(
+                th.rerun_rate_shift,
+                th.rerun_ewma_threshold.map(|t| (th.rerun_ewma_lambda, t)),
+                th.warmup,
+                share,
+            ),
             over_duration: Consecutive::new(if th.max_duration_ms.is_some() {
                 th.z_min_consecutive
             } else {
@@ -139,34 +249,95 @@ impl WorkflowState {
             } else {
                 0
             }),
-            over_failure_rate: false,
-            streak_start_url: None,
             last_run: (0, String::new()),
             excursion: None,
             change: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WorkflowState {
+    th: Thresholds,
+    window: VecDeque<RunFacts>,
+    window_failures: u32,
+    seen: u64,
+    over_failure_rate: bool,
+    branches: HashMap<String, Stream, BuildHasherDefault<Fnv>>,
+}
+
+impl WorkflowState {
+    fn new(th: Thresholds) -> Self {
+        Self {
             window: VecDeque::new(),
             window_failures: 0,
             seen: 0,
+            over_failure_rate: false,
+            branches: HashMap::default(),
             th,
         }
     }
 }
 
-/// Streaming monitor over many workflows. Memory is bounded by the number of workflows times
-/// the rules' `window` and `baseline_window`, never by the history.
+/// Where a workflow on a branch stands: its baselines, or that it has too little history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BaselineStatus {
+    /// The workflow.
+    pub workflow: String,
+    /// The branch.
+    pub branch: String,
+    /// Completed runs observed.
+    pub runs: u64,
+    /// Runs in the failure baseline.
+    pub baseline_runs: u64,
+    /// Runs needed in it before the rate tests judge (`warmup`).
+    pub needed: u64,
+    /// The baseline failure rate, once there is enough history.
+    pub failure_rate: Option<f64>,
+    /// Failed runs in a row that fire the streak signal, once there is enough history.
+    pub streak_needed: Option<u32>,
+    /// The baseline re-run rate, once there is enough history.
+    pub rerun_rate: Option<f64>,
+}
+
+impl std::fmt::Display for BaselineStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = stream_name(&self.workflow, &self.branch);
+        match (self.failure_rate, self.streak_needed) {
+            (Some(p), Some(k)) => write!(
+                f,
+                "{name}: {:.1} % of runs fail (baseline of {} runs); {k} failures in a row alert",
+                p * 100.0,
+                self.baseline_runs
+            ),
+            _ => write!(
+                f,
+                "{name}: too little history to judge failures ({} of {} runs); no failure alert yet",
+                self.baseline_runs, self.needed
+            ),
+        }
+    }
+}
+
+/// Streaming monitor over many workflows and branches. Memory is bounded by the number of
+/// workflows times the rules' `window`, plus at most [`MAX_BRANCHES`] detector sets per
+/// workflow (each bounded by `baseline_window`), never by the history.
 ///
-/// It is `Serialize` and `Deserialize`: the whole detector state (windows, baselines, EWMA
-/// and CUSUM accumulators, open alerts) survives a process through [`crate::state`].
+/// Detectors run per workflow and branch; their signals form incidents: while an incident of a
+/// workflow on a branch is open, every signal there joins it (one fingerprint, one issue), and
+/// it resolves once all of its signals have recovered.
+///
+/// It is `Serialize` and `Deserialize`: the whole detector state (windows, baselines, CUSUM
+/// accumulators, open incidents) survives a process through [`crate::state`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Monitor {
     rules: Rules,
-    /// The branch the monitored runs are on; part of every fingerprint when set.
+    /// The branch every run is taken to be on (its incidents are scoped to it), when set.
     #[serde(default)]
     branch: Option<String>,
     states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
-    /// Every problem that fired, bounded by workflows × alert kinds (absent from state files
-    /// written before it existed).
+    /// Every incident that opened, bounded by workflows × branches.
     #[serde(default)]
     problems: BTreeMap<Fingerprint, Problem>,
 }
@@ -183,49 +354,75 @@ impl Monitor {
         }
     }
 
-    /// Scopes the fingerprints to `branch` ([`Fingerprint::scoped`]): feed it the runs of
-    /// that branch only.
+    /// Takes every run to be on `branch` (feed it the runs of that branch only): one set of
+    /// detectors per workflow, incidents scoped to `branch`. Without it each run's own branch
+    /// is used.
     #[must_use]
     pub fn with_branch(mut self, branch: impl Into<String>) -> Self {
         self.branch = Some(branch.into()).filter(|b: &String| !b.is_empty());
         self
     }
 
-    /// The branch the fingerprints are scoped to.
+    /// The branch every run is taken to be on, when set.
     pub fn branch(&self) -> Option<&str> {
         self.branch.as_deref()
     }
 
+    /// The stream of `workflow` the per-workflow accessors read: the scoped branch, else the
+    /// default branch, else the one with the most runs.
+    fn stream_of(&self, workflow: &str) -> Option<(&String, &Stream)> {
+        let st = self.states.get(workflow)?;
+        let want = self
+            .branch
+            .as_deref()
+            .unwrap_or(self.rules.default_branch.as_str());
+        st.branches.get_key_value(want).or_else(|| {
+            st.branches
+                .iter()
+                .max_by(|a, b| (a.1.seen, b.0).cmp(&(b.1.seen, a.0)))
+        })
+    }
+
     /// The rolling median duration (ms) of `workflow`'s baseline, once warmed up.
     pub fn duration_median(&self, workflow: &str) -> Option<f64> {
-        let st = self.states.get(workflow)?;
-        (!st.duration.is_empty()).then(|| st.duration.baseline().0)
+        let (_, s) = self.stream_of(workflow)?;
+        (!s.duration.is_empty()).then(|| s.duration.baseline().0)
     }
 
     /// Where the active duration change point of `workflow` started.
     pub fn change_start(&self, workflow: &str) -> Option<&ChangeStart> {
-        self.states.get(workflow)?.change.as_ref()
+        self.stream_of(workflow)?.1.change.as_ref()
     }
 
-    /// Runs observed for `workflow` so far.
+    /// Runs observed for `workflow` so far (all branches).
     pub fn seen(&self, workflow: &str) -> u64 {
         self.states.get(workflow).map_or(0, |s| s.seen)
     }
 
-    /// Accepts the current duration level of `workflow` as its new normal: its active
-    /// duration outlier and change-point alerts are cleared without a recovery. Returns the
-    /// fingerprints cleared.
+    /// Accepts the current duration level of `workflow` (on the stream [`Monitor::
+    /// duration_median`] reads) as its new normal: its duration signals are cleared without a
+    /// recovery, and its incident with them when no other signal is active. Returns the
+    /// fingerprints of incidents so cleared.
     pub fn accept_duration(&mut self, workflow: &str) -> Vec<Fingerprint> {
-        let Some(st) = self.states.get_mut(workflow) else {
+        let Some(branch) = self.stream_of(workflow).map(|(b, _)| b.clone()) else {
             return Vec::new();
         };
-        st.duration.accept();
-        st.cusum.accept();
-        st.change = None;
+        if let Some(s) = self
+            .states
+            .get_mut(workflow)
+            .and_then(|st| st.branches.get_mut(&branch))
+        {
+            s.duration.accept();
+            s.cusum.accept();
+            s.change = None;
+        }
+        let fp = Fingerprint::incident(workflow, &branch);
         let mut cleared = Vec::new();
-        for kind in [AlertKind::DurationOutlier, AlertKind::DurationShift] {
-            let fp = Fingerprint::scoped(workflow, self.branch.as_deref().unwrap_or(""), kind);
-            if self.active.remove(&fp).is_some() {
+        if let Some(open) = self.active.get_mut(&fp) {
+            open.recover(AlertKind::DurationOutlier);
+            open.recover(AlertKind::DurationShift);
+            if open.all_recovered() {
+                self.active.remove(&fp);
                 cleared.push(fp);
             }
         }
@@ -237,16 +434,39 @@ impl Monitor {
         &self.rules
     }
 
-    /// Alerts raised and not yet recovered, by fingerprint.
+    /// Open incidents, by fingerprint, each with every signal seen so far.
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()
     }
 
-    /// Every problem that fired over the observed history, by fingerprint: the open ones and
-    /// those that recovered, with how often each fired and recovered. Memory is bounded by
-    /// workflows × alert kinds.
+    /// Every incident that opened over the observed history, by fingerprint: the open ones and
+    /// those that resolved, with how often each opened and resolved. Memory is bounded by
+    /// workflows × branches.
     pub fn problems(&self) -> impl Iterator<Item = &Problem> {
         self.problems.values()
+    }
+
+    /// Each workflow and branch with its baselines, or the history it still lacks, sorted.
+    pub fn baselines(&self) -> Vec<BaselineStatus> {
+        let mut out = Vec::new();
+        for (workflow, st) in &self.states {
+            for (branch, s) in &st.branches {
+                let ready = s.failure_base.learned() >= u64::from(st.th.warmup);
+                let p = s.failure_base.rate();
+                out.push(BaselineStatus {
+                    workflow: workflow.clone(),
+                    branch: branch.clone(),
+                    runs: s.seen,
+                    baseline_runs: s.failure_base.learned(),
+                    needed: u64::from(st.th.warmup),
+                    failure_rate: ready.then_some(p),
+                    streak_needed: ready.then(|| streak_for(&st.th, p)),
+                    rerun_rate: ready.then(|| s.rerun_base.rate()),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.workflow, &a.branch).cmp(&(&b.workflow, &b.branch)));
+        out
     }
 
     /// Observes one run. Runs that are not completed are ignored (observe them again once
@@ -266,10 +486,9 @@ impl Monitor {
         };
         let facts = RunFacts::from_run(run, &self.rules.default_branch);
         let cap = self.rules.window as usize;
-        let branch = self.branch.as_deref().unwrap_or("");
         st.seen += 1;
 
-        // KPI window.
+        // KPI window, per workflow.
         if st.window.len() == cap
             && let Some(old) = st.window.pop_front()
             && old.outcome.is_failed()
@@ -282,46 +501,61 @@ impl Monitor {
             st.window_failures += 1;
         }
 
-        // Fingerprints and links are built only when a detector changes state: hashing and
-        // allocating on every quiet run would dominate the cost of detection.
-        let mut emit = |kind: AlertKind,
-                        sig: Signal,
-                        metric: &str,
-                        value: f64,
-                        links: &dyn Fn() -> Vec<String>| {
-            if sig == Signal::Quiet {
-                return;
+        let branch = self.branch.as_deref().unwrap_or(run.head_branch.as_str());
+        if !st.branches.contains_key(branch) {
+            if st.branches.len() >= MAX_BRANCHES {
+                forget_a_branch(&mut st.branches, &key, &self.active);
             }
-            let fp = Fingerprint::scoped(&key, branch, kind);
-            match sig {
-                Signal::Fire {
-                    score,
-                    baseline,
-                    threshold,
-                } => {
-                    let (severity, summary) = describe(kind, value, baseline, score);
-                    obs.alerts.push(Alert {
-                        fingerprint: fp,
-                        workflow: key.to_string(),
-                        kind,
-                        severity,
-                        summary,
-                        evidence: Evidence {
-                            metric: metric.to_string(),
-                            value,
-                            baseline,
-                            threshold,
-                            score: Some(score),
-                            runs: links(),
-                        },
-                        run_id: facts.id,
-                        at_ms: facts.completed_at,
-                    });
-                }
-                Signal::Recover => obs.recovered.push(fp),
-                Signal::Quiet => {}
-            }
+            st.branches.insert(branch.to_string(), Stream::new(&st.th));
+        }
+        let Some(s) = st.branches.get_mut(branch) else {
+            return obs;
         };
+        s.seen += 1;
+        s.last_seen = st.seen;
+        let th = &st.th;
+        let name = stream_name(&key, branch);
+
+        let mut fired: Vec<AlertSignal> = Vec::new();
+        let mut recovered: Vec<AlertKind> = Vec::new();
+        // Signals are built only when a detector changes state: formatting on every quiet run
+        // would dominate the cost of detection.
+        let mut emit =
+            |kind: AlertKind,
+             sig: Signal,
+             metric: &str,
+             value: f64,
+             runs: &dyn Fn() -> Vec<String>,
+             explain: &dyn Fn(f64, f64, f64) -> (Severity, String, String)| {
+                match sig {
+                    Signal::Fire {
+                        score,
+                        baseline,
+                        threshold,
+                    } => {
+                        let (severity, summary, explanation) = explain(score, baseline, threshold);
+                        fired.push(AlertSignal {
+                            kind,
+                            severity,
+                            summary,
+                            explanation,
+                            evidence: Evidence {
+                                metric: metric.to_string(),
+                                value,
+                                baseline,
+                                threshold,
+                                score: Some(score),
+                                runs: runs(),
+                            },
+                            run_id: facts.id,
+                            at_ms: facts.completed_at,
+                            recovered: false,
+                        });
+                    }
+                    Signal::Recover => recovered.push(kind),
+                    Signal::Quiet => {}
+                }
+            };
         let link = || {
             if run.html_url.is_empty() {
                 Vec::new()
@@ -332,68 +566,232 @@ impl Monitor {
 
         if let Some(d) = facts.duration_ms {
             let x = d as f64;
-            let sig = st.duration.observe(x);
-            emit(AlertKind::DurationOutlier, sig, "duration_ms", x, &link);
+            let sig = s.duration.observe(x);
+            let m = th.z_min_consecutive;
+            let spread = s.duration.last_baseline().map_or(0.0, |b| b.1);
+            emit(
+                AlertKind::DurationOutlier,
+                sig,
+                "duration_ms",
+                x,
+                &link,
+                &|z, med, t| {
+                    let p = normal_tail(t).powi(m as i32 - 1) * normal_tail(z);
+                    (
+                        Severity::Warning,
+                        format!("runs take {} against a median of {}", dur(x), dur(med)),
+                        format!(
+                            "Runs of {name} usually take {} (median of the last {} runs, typical spread {}); the last {m} took over {:.1} spreads longer, this one {}, which a normal baseline produces with a chance of {}.",
+                            dur(med),
+                            th.baseline_window,
+                            dur(spread),
+                            t,
+                            dur(x),
+                            one_in(p)
+                        ),
+                    )
+                },
+            );
             // The change point uses the same baseline, of the values before this one.
-            if st.th.change_point
-                && let Some((m, s)) = st.duration.last_baseline()
+            if th.change_point
+                && let Some((med, sigma)) = s.duration.last_baseline()
             {
-                let idle = st.cusum.sum() <= 0.0;
-                let sig = st.cusum.observe(x, m, s);
+                let idle = s.cusum.sum() <= 0.0;
+                let sig = s.cusum.observe(x, med, sigma);
+                // Where a change point started: the run before its excursion, and the first.
                 if matches!(sig, Signal::Fire { .. }) {
-                    st.change = st.excursion.take().or_else(|| {
-                        Some(ChangeStart {
-                            before_run: st.last_run.0,
-                            before_sha: st.last_run.1.clone(),
-                            after_run: run.id.0,
-                            after_sha: run.head_sha.clone(),
-                            after_url: run.html_url.clone(),
-                        })
-                    });
-                } else if st.cusum.sum() <= 0.0 {
-                    st.excursion = None;
+                    s.change = s
+                        .excursion
+                        .take()
+                        .or_else(|| Some(ChangeStart::between(&s.last_run, run)));
+                } else if s.cusum.sum() <= 0.0 {
+                    s.excursion = None;
                 } else if idle {
-                    st.excursion = Some(ChangeStart {
-                        before_run: st.last_run.0,
-                        before_sha: st.last_run.1.clone(),
-                        after_run: run.id.0,
-                        after_sha: run.head_sha.clone(),
-                        after_url: run.html_url.clone(),
-                    });
+                    s.excursion = Some(ChangeStart::between(&s.last_run, run));
                 }
                 if sig == Signal::Recover {
-                    st.change = None;
+                    s.change = None;
                 }
-                emit(AlertKind::DurationShift, sig, "duration_ms", x, &link);
+                let k = th.change_point_k;
+                emit(
+                    AlertKind::DurationShift,
+                    sig,
+                    "duration_ms",
+                    x,
+                    &link,
+                    &|score, med, h| {
+                        (
+                            Severity::Warning,
+                            format!(
+                                "duration stepped up to {} from a median of {}",
+                                dur(x),
+                                dur(med)
+                            ),
+                            format!(
+                                "Runs of {name} usually take {} (typical spread {}); recent runs have stayed longer, now {}, a sustained rise (CUSUM {score:.1} over {h:.1}) that the baseline drifts into with a chance of about {}.",
+                                dur(med),
+                                dur(sigma),
+                                dur(x),
+                                one_in((-2.0 * k * score).exp())
+                            ),
+                        )
+                    },
+                );
             }
-            if let Some(max) = st.th.max_duration_ms {
-                let sig = st.over_duration.observe(exceeds(d, max));
-                let sig = with_threshold(sig, max as f64);
-                emit(AlertKind::DurationThreshold, sig, "duration_ms", x, &link);
+            if let Some(max) = th.max_duration_ms {
+                let sig = with_threshold(s.over_duration.observe(exceeds(d, max)), max as f64);
+                emit(
+                    AlertKind::DurationThreshold,
+                    sig,
+                    "duration_ms",
+                    x,
+                    &link,
+                    &|_, b, _| static_limit(&name, "runs take", x, b, m),
+                );
             }
         }
         if let Some(q) = facts.queue_ms {
             let x = q as f64;
-            let sig = st.queue.observe(x);
-            emit(AlertKind::QueueOutlier, sig, "queue_ms", x, &link);
-            if let Some(max) = st.th.max_queue_ms {
-                let sig = with_threshold(st.over_queue.observe(exceeds(q, max)), max as f64);
-                emit(AlertKind::QueueThreshold, sig, "queue_ms", x, &link);
+            // Queue times are judged on a log scale: a busy hour multiplies them, and a
+            // backlog is a large factor, not a number of seconds.
+            let sig = unscaled(s.queue.observe(queue_scale(x)));
+            let m = th.z_min_consecutive;
+            let spread = s
+                .queue
+                .last_baseline()
+                .map_or(1.0, |b| (b.1 / QUEUE_LOG_UNIT).exp());
+            emit(
+                AlertKind::QueueOutlier,
+                sig,
+                "queue_ms",
+                x,
+                &link,
+                &|z, med, t| {
+                    let p = normal_tail(t).powi(m as i32 - 1) * normal_tail(z);
+                    (
+                        Severity::Warning,
+                        format!(
+                            "runs wait {} in queue against a median of {}",
+                            dur(x),
+                            dur(med)
+                        ),
+                        format!(
+                            "Runs of {name} usually wait {} in queue (median of the last {} runs, typical spread ×{spread:.2}); the last {m} waited over {:.1} spreads longer (on a log scale), this one {}, which a log-normal baseline produces with a chance of {}.",
+                            dur(med),
+                            th.baseline_window,
+                            t,
+                            dur(x),
+                            one_in(p)
+                        ),
+                    )
+                },
+            );
+            if th.change_point
+                && let Some((med, sigma)) = s.queue.last_baseline()
+            {
+                let sig = unscaled(s.queue_cusum.observe(queue_scale(x), med, sigma));
+                let k = th.queue_change_point_k;
+                let factor = (sigma / QUEUE_LOG_UNIT).exp();
+                emit(
+                    AlertKind::QueueShift,
+                    sig,
+                    "queue_ms",
+                    x,
+                    &link,
+                    &|score, med, h| {
+                        (
+                            Severity::Warning,
+                            format!(
+                                "queue times rose to {} from a median of {}",
+                                dur(x),
+                                dur(med)
+                            ),
+                            format!(
+                                "Runs of {name} usually wait {} in queue (typical spread ×{factor:.2}); recent runs have waited longer, now {}, a sustained rise (CUSUM {score:.1} over {h:.1}, log scale) that the baseline drifts into with a chance of about {}.",
+                                dur(med),
+                                dur(x),
+                                one_in((-2.0 * k * score).exp())
+                            ),
+                        )
+                    },
+                );
+            }
+            if let Some(max) = th.max_queue_ms {
+                let sig = with_threshold(s.over_queue.observe(exceeds(q, max)), max as f64);
+                emit(
+                    AlertKind::QueueThreshold,
+                    sig,
+                    "queue_ms",
+                    x,
+                    &link,
+                    &|_, b, _| static_limit(&name, "runs wait in queue", x, b, m),
+                );
             }
         }
-        let counts = !matches!(
-            facts.outcome,
-            crate::model::Outcome::Cancelled | crate::model::Outcome::Other
-        );
+
+        // Cancelled and other outcomes say nothing about the workflow's health.
+        let counts = !matches!(facts.outcome, Outcome::Cancelled | Outcome::Other);
         if counts {
-            let sig = st.failure.observe(failed);
-            let v = st.failure.value();
-            emit(AlertKind::FailureRate, sig, "failure_rate_ewma", v, &link);
-            if failed && st.consecutive.streak() == 0 && !run.html_url.is_empty() {
-                st.streak_start_url = Some(run.html_url.clone());
+            let ready = s.failure_base.learned() >= u64::from(th.warmup);
+            let p0 = s.failure_base.rate();
+            let base_runs = s.failure_base.learned();
+            let (sig, value, stretch) = s.failure.observe(failed, &s.failure_base, th.warmup);
+            emit(
+                AlertKind::FailureRate,
+                sig,
+                &s.failure.metric("failure_rate"),
+                value,
+                &link,
+                &|score, _, t| {
+                    let severity = if value >= 0.6 {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    };
+                    let (n, k) = stretch;
+                    if n == 0 {
+                        return (
+                            severity,
+                            format!("failure rate rose to {:.0}% (EWMA)", score * 100.0),
+                            format!(
+                                "{name} fails {:.1} % of runs (baseline of {base_runs} runs); the moving average of failures rose to {:.0} %, over the fixed limit of {:.0} % in the rules.",
+                                p0 * 100.0,
+                                score * 100.0,
+                                t * 100.0
+                            ),
+                        );
+                    }
+                    (
+                        severity,
+                        format!(
+                            "failure rate rose to {:.0}% ({k} of {n} runs)",
+                            value * 100.0
+                        ),
+                        format!(
+                            "{name} usually fails {:.1} % of runs (baseline of {base_runs} runs); {k} of the last {n} runs failed, which at that rate has a chance of {}.",
+                            p0 * 100.0,
+                            one_in(binomial_tail(n, k, p0))
+                        ),
+                    )
+                },
+            );
+
+            if failed && s.streak.streak() == 0 && !run.html_url.is_empty() {
+                s.streak_start_url = Some(run.html_url.clone());
             }
-            let sig = st.consecutive.observe(failed);
-            let start = st.streak_start_url.as_ref();
+            let needed = if th.consecutive_failures > 0 {
+                th.consecutive_failures
+            } else if ready {
+                streak_for(th, p0)
+            } else {
+                0
+            };
+            let p1 = match &s.failure {
+                RateTest::Sequential(c) if ready => c.alternative(p0),
+                _ => 0.0,
+            };
+            let sig = s.streak.observe(failed, needed, p0, p1);
+            let start = s.streak_start_url.as_ref();
             let links = || {
                 let mut links: Vec<String> = start.into_iter().cloned().collect();
                 if !run.html_url.is_empty() && links.last() != Some(&run.html_url) {
@@ -401,22 +799,83 @@ impl Monitor {
                 }
                 links
             };
-            let streak = f64::from(st.consecutive.streak());
+            let streak = f64::from(s.streak.streak());
             emit(
                 AlertKind::ConsecutiveFailures,
                 sig,
                 "consecutive_failures",
                 streak,
                 &links,
+                &|_, _, _| {
+                    let k = s.streak.streak();
+                    let p = (1.0 - p0) * p0.powi(k as i32);
+                    (
+                        Severity::Critical,
+                        format!("{k} consecutive failed runs"),
+                        format!(
+                            "{name} usually fails {:.1} % of runs (baseline of {base_runs} runs); the last {k} runs all failed, a streak that at that rate starts {}.",
+                            p0 * 100.0,
+                            per_runs(p)
+                        ),
+                    )
+                },
             );
+            // A problem's runs stay out of the baseline it is judged against.
+            if s.failure.is_active() || s.streak.is_active() {
+                s.failure_base.hold();
+            } else {
+                s.failure_base.observe(failed);
+            }
         }
-        let sig = st
-            .rerun
-            .observe(facts.attempt > 1 && facts.outcome == crate::model::Outcome::Success);
-        let v = st.rerun.value();
-        emit(AlertKind::RerunRate, sig, "rerun_rate_ewma", v, &link);
-        if let Some(max) = st.th.max_failure_rate
-            && st.seen >= u64::from(st.th.warmup)
+
+        let rerun = facts.attempt > 1 && facts.outcome == Outcome::Success;
+        {
+            let q0 = s.rerun_base.rate();
+            let base_runs = s.rerun_base.learned();
+            let (sig, value, stretch) = s.rerun.observe(rerun, &s.rerun_base, th.warmup);
+            emit(
+                AlertKind::RerunRate,
+                sig,
+                &s.rerun.metric("rerun_rate"),
+                value,
+                &link,
+                &|score, _, t| {
+                    let (n, k) = stretch;
+                    if n == 0 {
+                        return (
+                            Severity::Warning,
+                            format!(
+                                "flaky: {:.0}% of runs pass only on a re-run (EWMA)",
+                                score * 100.0
+                            ),
+                            format!(
+                                "{:.1} % of {name}'s runs usually pass only on a re-run; the moving average rose to {:.0} %, over the fixed limit of {:.0} % in the rules.",
+                                q0 * 100.0,
+                                score * 100.0,
+                                t * 100.0
+                            ),
+                        );
+                    }
+                    (
+                        Severity::Warning,
+                        format!("flaky: {k} of {n} runs pass only on a re-run"),
+                        format!(
+                            "{:.1} % of {name}'s runs usually pass only on a re-run (baseline of {base_runs} runs); {k} of the last {n} did, which at that rate has a chance of {}.",
+                            q0 * 100.0,
+                            one_in(binomial_tail(n, k, q0))
+                        ),
+                    )
+                },
+            );
+            if s.rerun.is_active() {
+                s.rerun_base.hold();
+            } else {
+                s.rerun_base.observe(rerun);
+            }
+        }
+
+        if let Some(max) = th.max_failure_rate
+            && st.seen >= u64::from(th.warmup)
         {
             let rate = f64::from(st.window_failures) / st.window.len().max(1) as f64;
             let sig = match (st.over_failure_rate, rate > max) {
@@ -434,20 +893,36 @@ impl Monitor {
                 }
                 _ => Signal::Quiet,
             };
+            let n = st.window.len();
             emit(
                 AlertKind::FailureRateThreshold,
                 sig,
                 "failure_rate_window",
                 rate,
                 &link,
+                &|_, b, _| {
+                    (
+                        Severity::Critical,
+                        format!(
+                            "failure rate {:.0}% over the window exceeds {:.0}%",
+                            rate * 100.0,
+                            b * 100.0
+                        ),
+                        format!(
+                            "{:.0} % of {key}'s last {n} runs failed, over the fixed limit of {:.0} % in the rules.",
+                            rate * 100.0,
+                            b * 100.0
+                        ),
+                    )
+                },
             );
         }
 
-        if st.last_run.1 != run.head_sha || st.last_run.0 != run.id.0 {
-            st.last_run = (run.id.0, run.head_sha.clone());
+        if s.last_run.0 != run.id.0 || s.last_run.1 != run.head_sha {
+            s.last_run = (run.id.0, run.head_sha.clone());
         }
+        merge(&mut self.active, &mut obs, &key, branch, fired, &recovered);
         for a in &obs.alerts {
-            self.active.insert(a.fingerprint.clone(), a.clone());
             match self.problems.get_mut(&a.fingerprint) {
                 Some(p) => p.fire(a),
                 None => {
@@ -455,7 +930,11 @@ impl Monitor {
                 }
             }
         }
-        obs.recovered.retain(|fp| self.active.remove(fp).is_some());
+        for a in &obs.updated {
+            if let Some(p) = self.problems.get_mut(&a.fingerprint) {
+                p.last_alert = a.clone();
+            }
+        }
         for fp in &obs.recovered {
             if let Some(p) = self.problems.get_mut(fp) {
                 p.recover(facts.completed_at);
@@ -499,6 +978,160 @@ impl Monitor {
     }
 }
 
+/// Folds one run's signal changes on `workflow`/`branch` into the open incidents: fired signals
+/// open an incident or join the open one; recovered ones are marked; an incident whose signals
+/// have all recovered resolves.
+fn merge(
+    active: &mut BTreeMap<Fingerprint, Alert>,
+    obs: &mut Observation,
+    workflow: &str,
+    branch: &str,
+    fired: Vec<AlertSignal>,
+    recovered: &[AlertKind],
+) {
+    if fired.is_empty() && recovered.is_empty() {
+        return;
+    }
+    let fp = Fingerprint::incident(workflow, branch);
+    // Signals firing on the same run: the most severe first, the plainest (a streak) before
+    // the statistics, so the opening kind and the title read naturally.
+    let mut fired = fired;
+    fired.sort_by_key(|s| (std::cmp::Reverse(s.severity), kind_rank(s.kind)));
+    if !fired.is_empty() {
+        match active.get_mut(&fp) {
+            Some(open) => {
+                let mut changed = false;
+                for sig in fired {
+                    changed |= open.absorb(sig);
+                }
+                if changed {
+                    obs.updated.push(open.clone());
+                }
+            }
+            None => {
+                if let Some(a) = Alert::incident(workflow, branch, fired) {
+                    active.insert(fp.clone(), a.clone());
+                    obs.alerts.push(a);
+                }
+            }
+        }
+    }
+    if let Some(open) = active.get_mut(&fp) {
+        for kind in recovered {
+            open.recover(*kind);
+        }
+        if open.all_recovered() {
+            active.remove(&fp);
+            obs.recovered.push(fp);
+        }
+    }
+}
+
+fn kind_rank(kind: AlertKind) -> u8 {
+    match kind {
+        AlertKind::ConsecutiveFailures => 0,
+        AlertKind::FailureRate => 1,
+        AlertKind::FailureRateThreshold => 2,
+        AlertKind::RerunRate => 3,
+        AlertKind::DurationShift => 4,
+        AlertKind::DurationOutlier => 5,
+        AlertKind::QueueShift => 6,
+        AlertKind::QueueOutlier => 7,
+        _ => 8,
+    }
+}
+
+/// Drops the detectors of the least recently seen branch without an open incident.
+fn forget_a_branch(
+    branches: &mut HashMap<String, Stream, BuildHasherDefault<Fnv>>,
+    workflow: &str,
+    active: &BTreeMap<Fingerprint, Alert>,
+) {
+    let victim = branches
+        .iter()
+        .filter(|(b, _)| !active.contains_key(&Fingerprint::incident(workflow, b)))
+        .min_by(|a, b| (a.1.last_seen, a.0).cmp(&(b.1.last_seen, b.0)))
+        .map(|(b, _)| b.clone());
+    if let Some(b) = victim {
+        branches.remove(&b);
+    }
+}
+
+/// The streak length that fires under baseline failure rate `p`, from the budget's share.
+fn streak_for(th: &Thresholds, p: f64) -> u32 {
+    if th.consecutive_failures > 0 {
+        return th.consecutive_failures;
+    }
+    streak_needed(p, th.false_alarms_per_1000_runs / OUTCOME_TESTS / 1000.0)
+}
+
+/// Queue seconds on a log scale, in thousandths of a natural-log unit so that the robust
+/// z-score's floors (1 unit, 1 % of the median) stay below the noise.
+const QUEUE_LOG_UNIT: f64 = 1000.0;
+
+fn queue_scale(ms: f64) -> f64 {
+    QUEUE_LOG_UNIT * (1.0 + ms.max(0.0) / 1000.0).ln()
+}
+
+fn queue_unscale(v: f64) -> f64 {
+    ((v / QUEUE_LOG_UNIT).exp() - 1.0) * 1000.0
+}
+
+/// A queue signal with its baseline back in ms.
+fn unscaled(sig: Signal) -> Signal {
+    match sig {
+        Signal::Fire {
+            score,
+            baseline,
+            threshold,
+        } => Signal::Fire {
+            score,
+            baseline: queue_unscale(baseline),
+            threshold,
+        },
+        other => other,
+    }
+}
+
+/// "once in about 48,000 runs", for a per-run probability `p`.
+fn per_runs(p: f64) -> String {
+    match one_in(p).strip_prefix("1 in ") {
+        Some(n) => format!("once in about {n} runs"),
+        None => "less than once in a billion runs".into(),
+    }
+}
+
+/// "CI on main", or "CI" when the branch is unknown.
+fn stream_name(workflow: &str, branch: &str) -> String {
+    if branch.is_empty() {
+        workflow.to_string()
+    } else {
+        format!("{workflow} on {branch}")
+    }
+}
+
+/// A duration in ms as `45s`, `7m 05s`, `1h 02m`.
+fn dur(ms: f64) -> String {
+    let s = (ms / 1000.0).round().max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn static_limit(name: &str, what: &str, x: f64, max: f64, m: u32) -> (Severity, String, String) {
+    (
+        Severity::Warning,
+        format!("static threshold exceeded: {} > {}", dur(x), dur(max)),
+        format!(
+            "The last {m} runs of {name} were over the fixed limit of {} in the rules; {what} {} now.",
+            dur(max),
+            dur(x)
+        ),
+    )
+}
+
 /// Whether a measured `ms` (negative under clock skew) is above the configured `max`, compared
 /// without casting: `max as i64` would wrap a `max` above `i64::MAX` to a negative bound that
 /// every run exceeds.
@@ -514,71 +1147,6 @@ fn with_threshold(sig: Signal, threshold: f64) -> Signal {
             threshold,
         },
         other => other,
-    }
-}
-
-fn describe(kind: AlertKind, value: f64, baseline: f64, score: f64) -> (Severity, String) {
-    let secs = |ms: f64| ms / 1000.0;
-    match kind {
-        AlertKind::DurationOutlier => (
-            Severity::Warning,
-            format!(
-                "runs take {:.0}s against a median of {:.0}s (robust z {score:.1})",
-                secs(value),
-                secs(baseline)
-            ),
-        ),
-        AlertKind::DurationShift => (
-            Severity::Warning,
-            format!(
-                "duration stepped up to {:.0}s from a median of {:.0}s",
-                secs(value),
-                secs(baseline)
-            ),
-        ),
-        AlertKind::QueueOutlier => (
-            Severity::Warning,
-            format!(
-                "runs wait {:.0}s in queue against a median of {:.0}s",
-                secs(value),
-                secs(baseline)
-            ),
-        ),
-        AlertKind::FailureRate => (
-            if value >= 0.6 {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            },
-            format!("failure rate rose to {:.0}% (EWMA)", value * 100.0),
-        ),
-        AlertKind::ConsecutiveFailures => (
-            Severity::Critical,
-            format!("{value:.0} consecutive failed runs"),
-        ),
-        AlertKind::RerunRate => (
-            Severity::Warning,
-            format!(
-                "flaky: {:.0}% of runs pass only on a re-run (EWMA)",
-                value * 100.0
-            ),
-        ),
-        AlertKind::FailureRateThreshold => (
-            Severity::Critical,
-            format!(
-                "failure rate {:.0}% over the window exceeds {:.0}%",
-                value * 100.0,
-                baseline * 100.0
-            ),
-        ),
-        _ => (
-            Severity::Warning,
-            format!(
-                "static threshold exceeded: {:.0}s > {:.0}s",
-                secs(value),
-                secs(baseline)
-            ),
-        ),
     }
 }
 
@@ -639,13 +1207,17 @@ mod tests {
         let rules = Rules::from_yaml("defaults:\n  recovery_runs: 4\n").unwrap();
         let mut m = Monitor::new(rules);
         let mut id = 0;
+        let mut opened = 0;
         let mut feed = |m: &mut Monitor, n: u64, dur: i64, queue: i64| {
             let (mut fired, mut recovered) = (Vec::new(), Vec::new());
             for i in 0..n {
                 id += 1;
                 let noise = (i % 7) as i64;
                 let obs = m.observe(&timed(id, dur + noise, queue + noise));
-                fired.extend(obs.alerts.iter().map(|a| a.kind));
+                for a in obs.alerts.iter().chain(&obs.updated) {
+                    fired.extend(a.kinds());
+                }
+                opened += obs.alerts.len();
                 recovered.extend(obs.recovered.iter().map(|f| (id, f.clone())));
             }
             (fired, recovered)
@@ -661,27 +1233,21 @@ mod tests {
         for k in kinds {
             assert!(fired.contains(&k), "{k:?} fired: {fired:?}");
         }
+        // All three signals belong to one incident of CI (branch unknown).
+        assert_eq!(m.active_alerts().count(), 1);
         let (_, recovered) = feed(&mut m, 40, 100, 10);
-        for k in kinds {
-            let fp = Fingerprint::of("CI", k);
-            assert!(
-                recovered.iter().any(|(_, f)| *f == fp),
-                "{k:?} recovered: {recovered:?}"
-            );
-        }
-        // Recovery takes exactly `recovery_runs` calm runs for the change point.
-        let fp = Fingerprint::of("CI", AlertKind::DurationShift);
-        let at = recovered.iter().find(|(_, f)| *f == fp).unwrap().0;
-        assert_eq!(at, 105 + 4);
+        // It resolves once, when the last signal is back: `recovery_runs` calm runs after the
+        // shift for the change point and the outliers alike.
+        assert_eq!(recovered, vec![(105 + 4, Fingerprint::incident("CI", ""))]);
         assert_eq!(m.active_alerts().count(), 0);
+        assert_eq!(opened, 1, "one incident for the three signals");
     }
 
-    #[test]
-    fn in_progress_runs_are_ignored_and_alerts_recover() {
-        let mut m = Monitor::new(Rules::default());
-        let mk = |id: u64, c: Option<crate::model::Conclusion>| Run {
+    fn outcome(id: u64, c: Option<crate::model::Conclusion>) -> Run {
+        Run {
             id: crate::model::RunId(id),
             name: "CI".into(),
+            head_branch: "main".into(),
             status: if c.is_some() {
                 crate::model::RunStatus::Completed
             } else {
@@ -689,21 +1255,111 @@ mod tests {
             },
             conclusion: c,
             ..Run::default()
-        };
-        use crate::model::Conclusion::{Failure, Success};
-        assert!(m.observe(&mk(1, None)).is_empty());
-        let mut fired = Vec::new();
-        for id in 2..5 {
-            fired.extend(m.observe(&mk(id, Some(Failure))).alerts);
         }
-        assert_eq!(fired.len(), 1);
-        assert_eq!(fired[0].kind, AlertKind::ConsecutiveFailures);
-        assert_eq!(m.active_alerts().count(), 1);
-        let obs = m.observe(&mk(5, Some(Success)));
-        assert_eq!(
-            obs.recovered,
-            vec![Fingerprint::of("CI", AlertKind::ConsecutiveFailures)]
+    }
+
+    #[test]
+    fn too_little_history_says_so_instead_of_alerting() {
+        use crate::model::Conclusion::Failure;
+        let mut m = Monitor::new(Rules::default());
+        assert!(
+            m.observe(&outcome(1, None)).is_empty(),
+            "in progress: ignored"
         );
+        for id in 2..12 {
+            assert!(m.observe(&outcome(id, Some(Failure))).is_empty());
+        }
+        let b = m.baselines();
+        assert_eq!(b.len(), 1);
+        assert_eq!((b[0].runs, b[0].failure_rate), (10, None));
+        assert_eq!(
+            b[0].to_string(),
+            "CI on main: too little history to judge failures (0 of 20 runs); no failure alert yet"
+        );
+    }
+
+    /// Feeds `n` runs of CI on main, failing where `fails(i)`, from id `*id + 1`; returns the
+    /// observations.
+    fn feed_outcomes(
+        m: &mut Monitor,
+        id: &mut u64,
+        n: u64,
+        fails: impl Fn(u64) -> bool,
+    ) -> Vec<Observation> {
+        use crate::model::Conclusion::{Failure, Success};
+        (0..n)
+            .map(|i| {
+                *id += 1;
+                let c = if fails(i) { Failure } else { Success };
+                m.observe(&outcome(*id, Some(c)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_is_one_incident_with_rate_and_streak_signals_and_recovers_once() {
+        let mut m = Monitor::new(Rules::default());
+        let mut id = 0;
+        let quiet = feed_outcomes(&mut m, &mut id, 200, |i| i % 25 == 7);
+        assert!(quiet.iter().all(Observation::is_empty));
+        // A burst: 10 runs, 9 failed.
+        let burst = feed_outcomes(&mut m, &mut id, 10, |i| i != 5);
+        let opened: Vec<&Alert> = burst.iter().flat_map(|o| &o.alerts).collect();
+        assert_eq!(opened.len(), 1, "{opened:#?}");
+        assert_eq!(opened[0].fingerprint, Fingerprint::incident("CI", "main"));
+        let incident = m.active_alerts().next().unwrap().clone();
+        let mut kinds = incident.kinds();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            vec![AlertKind::FailureRate, AlertKind::ConsecutiveFailures]
+        );
+        assert_eq!(incident.severity, Severity::Critical);
+        for s in &incident.signals {
+            assert!(
+                s.explanation
+                    .starts_with("CI on main usually fails 4.7 % of runs (baseline of 19"),
+                "{}",
+                s.explanation
+            );
+        }
+        let burst_updates: usize = burst.iter().map(|o| o.updated.len()).sum();
+        assert_eq!(
+            burst_updates, 1,
+            "the second signal joined the open incident"
+        );
+        let after = feed_outcomes(&mut m, &mut id, 60, |i| i % 25 == 7);
+        let resolved: Vec<&Fingerprint> = after.iter().flat_map(|o| &o.recovered).collect();
+        assert_eq!(resolved, vec![&incident.fingerprint]);
+        assert!(after.iter().all(|o| o.alerts.is_empty()));
         assert_eq!(m.active_alerts().count(), 0);
+    }
+
+    #[test]
+    fn a_one_percent_workflow_alerts_on_a_streak_a_fifteen_percent_one_does_not() {
+        let streak_alerts = |rules: &Rules, every: u64, streak: u64| {
+            let mut m = Monitor::new(rules.clone());
+            let mut id = 0;
+            // Isolated failures, one in `every` runs: no streaks in the history.
+            let quiet = feed_outcomes(&mut m, &mut id, 1_000, |i| i % every == every / 2);
+            assert!(quiet.iter().all(Observation::is_empty), "every {every}");
+            let b = m.baselines().remove(0);
+            let obs = feed_outcomes(&mut m, &mut id, streak, |_| true);
+            let fired: Vec<AlertKind> =
+                obs.iter().flat_map(|o| &o.alerts).map(|a| a.kind).collect();
+            (b, fired)
+        };
+        let rules = Rules::default();
+        let (b1, fired1) = streak_alerts(&rules, 100, 3);
+        assert_eq!(b1.streak_needed, Some(3), "{b1}");
+        assert_eq!(fired1, vec![AlertKind::ConsecutiveFailures]);
+        let (b15, fired15) = streak_alerts(&rules, 7, 3);
+        assert_eq!(b15.streak_needed, Some(6), "{b15}");
+        assert!(fired15.is_empty(), "{fired15:?}");
+        // A looser budget: the 1 % workflow alerts on 2 in a row.
+        let loose = Rules::from_yaml("defaults:\n  false_alarms_per_1000_runs: 0.5\n").unwrap();
+        let (b1, fired1) = streak_alerts(&loose, 100, 2);
+        assert_eq!(b1.streak_needed, Some(2), "{b1}");
+        assert_eq!(fired1, vec![AlertKind::ConsecutiveFailures]);
     }
 }

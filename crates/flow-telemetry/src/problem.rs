@@ -16,15 +16,15 @@ pub enum ProblemStatus {
     Recovered,
 }
 
-/// One problem (one [`Fingerprint`]: a workflow and an alert kind) over the whole observed
-/// history: every time it fired and recovered, not only whether it is open at the end.
+/// One problem (one [`Fingerprint`]: the incidents of a workflow on a branch) over the whole
+/// observed history: every time it opened and resolved, not only whether it is open at the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Problem {
     /// Its fingerprint (the issue a sink keeps for it).
     pub fingerprint: Fingerprint,
     /// The workflow.
     pub workflow: String,
-    /// The kind of problem.
+    /// The signal that opened its last incident.
     pub kind: AlertKind,
     /// Open or recovered at the end of the history.
     pub status: ProblemStatus,

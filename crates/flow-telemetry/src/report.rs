@@ -14,8 +14,10 @@
 //!     "success_rate": 0.93, ..., "duration_ms": {"n","mean","p50","p90","p95","p99"} | null,
 //!     "trend": [{"first_created_ms", "runs", "mean_duration_ms", "failure_rate"}]  // oldest first
 //!   }],
-//!   "alerts": [Alert],                 // active alerts, see alert::Alert
-//!   "problems": [Problem],             // optional: every problem over the history, see
+//!   "alerts": [Alert],                 // open incidents, see alert::Alert
+//!   "baselines": [BaselineStatus],     // optional: per workflow and branch, its baselines or
+//!                                      // the history it still lacks (monitor::BaselineStatus)
+//!   "problems": [Problem],             // optional: every incident over the history, see
 //!                                      // problem::Problem (Report::of_monitor, of_runs)
 //!   "truncated": true                  // optional: a limit cut the runs read (absent: false)
 //! }
@@ -32,7 +34,7 @@ use crate::alert::Alert;
 use crate::kpi::{JobKpis, Kpis, RunFacts, job_kpis};
 use crate::model::Job;
 use crate::model::Run;
-use crate::monitor::Monitor;
+use crate::monitor::{BaselineStatus, Monitor};
 use crate::problem::{Problem, ProblemStatus};
 use crate::rules::Rules;
 use crate::time::Clock;
@@ -83,6 +85,10 @@ pub struct Report {
     /// (a poller fetches those of failed runs); omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobKpis>,
+    /// Per workflow and branch: the baselines the signals are judged against, or that there
+    /// is too little history to judge yet; omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<BaselineStatus>,
     /// Every problem that fired over the observed history (open and recovered), by
     /// fingerprint, from [`Report::of_monitor`], [`Report::of_runs`] or
     /// [`Report::with_problems`]; omitted when empty.
@@ -139,6 +145,7 @@ impl Report {
             workflows,
             alerts: monitor.active_alerts().cloned().collect(),
             jobs: Vec::new(),
+            baselines: monitor.baselines(),
             problems: Vec::new(),
             truncated: false,
         }
@@ -243,7 +250,7 @@ impl Report {
         if self.alerts.is_empty() {
             let _ = writeln!(s, "No active alert.");
         } else {
-            let _ = writeln!(s, "| severity | workflow | problem | summary | run |");
+            let _ = writeln!(s, "| severity | workflow | signals | summary | run |");
             let _ = writeln!(s, "|---|---|---|---|---|");
             for a in &self.alerts {
                 let run = a
@@ -251,15 +258,33 @@ impl Report {
                     .runs
                     .last()
                     .map_or_else(dash, |u| format!("[{}]({u})", a.run_id));
+                let kinds: Vec<String> = a.kinds().iter().map(|k| format!("`{k}`")).collect();
                 let _ = writeln!(
                     s,
-                    "| {} | {} | `{}` | {} | {} |",
+                    "| {} | {} | {} | {} | {} |",
                     a.severity,
                     md_escape(&a.workflow),
-                    a.kind,
+                    kinds.join(", "),
                     md_escape(&a.summary),
                     run
                 );
+            }
+            let why: Vec<&str> = self
+                .alerts
+                .iter()
+                .flat_map(|a| a.signals.iter().map(|s| s.explanation.as_str()))
+                .collect();
+            if !why.is_empty() {
+                let _ = writeln!(s);
+                for w in why {
+                    let _ = writeln!(s, "- {}", md_escape(w));
+                }
+            }
+        }
+        if !self.baselines.is_empty() {
+            let _ = writeln!(s, "\n### Baselines\n");
+            for b in &self.baselines {
+                let _ = writeln!(s, "- {}", md_escape(&b.to_string()));
             }
         }
         if self.truncated {

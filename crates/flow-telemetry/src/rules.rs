@@ -3,17 +3,21 @@
 //! YAML (`.yml`/`.yaml`) or TOML (`.toml`). Every key is optional; an unknown key or an invalid
 //! value is an error naming the key. [`json_schema`] gives the JSON Schema (from schemars).
 //!
+//! The one key most users need is `false_alarms_per_1000_runs`: the failure-streak,
+//! failure-rate and re-run tests derive their thresholds from it and from each workflow's own
+//! baseline. The other detector keys are for experts.
+//!
 //! ```yaml
 //! window: 200              # runs kept per workflow for KPIs
 //! default_branch: main     # MTTR is measured here
 //! defaults:
+//!   false_alarms_per_1000_runs: 0.1
 //!   duration_z: 3.5
-//!   consecutive_failures: 3
 //!   max_duration_ms: 3600000
 //! workflows:
 //!   Nightly:
 //!     duration_z: 5.0
-//!     consecutive_failures: 2
+//!     consecutive_failures: 2   # a fixed streak instead of the budget's
 //! ```
 
 use indexmap::IndexMap;
@@ -57,8 +61,9 @@ macro_rules! thresholds {
 thresholds! {
     /// Robust z-score above which a duration is an outlier (`0.6745·(x − median)/MAD`).
     duration_z: f64 = 3.5;
-    /// Robust z-score above which a queue time is an outlier.
-    queue_z: f64 = 3.5;
+    /// Robust z-score, on a log scale, above which a queue time is an outlier (busy hours
+    /// multiply queue times, so only a large factor is an outlier).
+    queue_z: f64 = 6.0;
     /// Consecutive outliers needed before a z-score alert fires.
     z_min_consecutive: u32 = 3;
     /// Runs in a row back within the baseline before a duration or queue alert (outlier or
@@ -66,8 +71,20 @@ thresholds! {
     recovery_runs: u32 = 9;
     /// Runs in the rolling median/MAD baseline.
     baseline_window: u32 = 61;
-    /// Runs a workflow needs before duration, queue and rate detectors may fire.
+    /// Runs a workflow (on a branch) needs before duration, queue and rate detectors may fire;
+    /// the rate tests need this many runs in their baseline.
     warmup: u32 = 20;
+    /// Expected false alarms per 1,000 runs of a workflow on a branch that the run-outcome
+    /// tests (failure streak, failure rate, re-run rate) may raise, shared equally between
+    /// them; each test's threshold follows from its share and the workflow's own baseline rate.
+    false_alarms_per_1000_runs: f64 = 0.1;
+    /// Runs (about) the failure and re-run baselines remember.
+    rate_baseline_runs: u32 = 500;
+    /// The rise of the failure rate (absolute, in (0, 1)) the sequential failure-rate test is
+    /// tuned to detect soonest; it compares the baseline `p` with `max(p + shift, 2p)`.
+    failure_rate_shift: f64 = 0.3;
+    /// The same for the re-run rate.
+    rerun_rate_shift: f64 = 0.2;
     /// Whether the CUSUM change-point detector on durations runs.
     change_point: bool = true;
     /// CUSUM slack `k`, in baseline standard deviations.
@@ -76,16 +93,26 @@ thresholds! {
     change_point_h: f64 = 12.0;
     /// Each run's standardized contribution is clipped to ±this, so single spikes cannot alarm.
     change_point_clip: f64 = 4.0;
-    /// Smoothing factor of the failure-rate EWMA, in (0, 1].
+    /// CUSUM slack `k` of the queue-time change point, in baseline standard deviations of the
+    /// log queue time: larger than for durations, as busy hours raise queues for a while.
+    queue_change_point_k: f64 = 1.5;
+    /// CUSUM threshold `h` of the queue-time change point: higher than for durations, so a
+    /// busy half hour does not fire it and a backlog lasting several runs does.
+    queue_change_point_h: f64 = 20.0;
+    /// Smoothing factor of the failure-rate EWMA (used only with `failure_ewma_threshold`), in
+    /// (0, 1].
     failure_ewma_lambda: f64 = 0.2;
-    /// EWMA failure rate that fires an alert, in (0, 1].
-    failure_ewma_threshold: f64 = 0.5;
-    /// Consecutive failed runs that fire an alert (0 disables).
-    consecutive_failures: u32 = 3;
-    /// Smoothing factor of the re-run EWMA, in (0, 1].
+    /// Expert: a fixed EWMA failure rate, in (0, 1], that fires an alert instead of the
+    /// sequential test (absent: the test, from the budget).
+    failure_ewma_threshold: Option<f64> = None;
+    /// Expert: a fixed number of consecutive failed runs that fires an alert (0: the shortest
+    /// streak that is unlikely enough under the baseline failure rate for the budget).
+    consecutive_failures: u32 = 0;
+    /// Smoothing factor of the re-run EWMA (used only with `rerun_ewma_threshold`), in (0, 1].
     rerun_ewma_lambda: f64 = 0.1;
-    /// EWMA re-run rate that fires an alert, in (0, 1].
-    rerun_ewma_threshold: f64 = 0.3;
+    /// Expert: a fixed EWMA re-run rate, in (0, 1], that fires an alert instead of the
+    /// sequential test.
+    rerun_ewma_threshold: Option<f64> = None;
     /// Static threshold: a run longer than this many ms (for `z_min_consecutive` runs) alerts.
     max_duration_ms: Option<u64> = None;
     /// Static threshold: a queue time longer than this many ms (for `z_min_consecutive` runs) alerts.
@@ -126,10 +153,46 @@ impl Thresholds {
         positive("change_point_k", self.change_point_k)?;
         positive("change_point_h", self.change_point_h)?;
         positive("change_point_clip", self.change_point_clip)?;
+        positive("queue_change_point_k", self.queue_change_point_k)?;
+        positive("queue_change_point_h", self.queue_change_point_h)?;
         unit("failure_ewma_lambda", self.failure_ewma_lambda)?;
-        unit("failure_ewma_threshold", self.failure_ewma_threshold)?;
+        if let Some(v) = self.failure_ewma_threshold {
+            unit("failure_ewma_threshold", v)?;
+        }
         unit("rerun_ewma_lambda", self.rerun_ewma_lambda)?;
-        unit("rerun_ewma_threshold", self.rerun_ewma_threshold)?;
+        if let Some(v) = self.rerun_ewma_threshold {
+            unit("rerun_ewma_threshold", v)?;
+        }
+        positive(
+            "false_alarms_per_1000_runs",
+            self.false_alarms_per_1000_runs,
+        )?;
+        if self.false_alarms_per_1000_runs > 1000.0 {
+            return Err(Error::config(
+                key("false_alarms_per_1000_runs"),
+                format!(
+                    "expected a number in (0, 1000], got {}",
+                    self.false_alarms_per_1000_runs
+                ),
+            ));
+        }
+        for (f, v) in [
+            ("failure_rate_shift", self.failure_rate_shift),
+            ("rerun_rate_shift", self.rerun_rate_shift),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                return Err(Error::config(
+                    key(f),
+                    format!("expected a number in (0, 1), got {v}"),
+                ));
+            }
+        }
+        if self.rate_baseline_runs < 10 {
+            return Err(Error::config(
+                key("rate_baseline_runs"),
+                format!("expected an integer >= 10, got {}", self.rate_baseline_runs),
+            ));
+        }
         if let Some(v) = self.max_failure_rate {
             unit("max_failure_rate", v)?;
         }
@@ -288,7 +351,11 @@ mod tests {
         .unwrap();
         let n = r.for_workflow("Nightly");
         assert_eq!((n.duration_z, n.consecutive_failures), (4.0, 2));
-        assert_eq!(r.for_workflow("CI").consecutive_failures, 3);
+        assert_eq!(
+            r.for_workflow("CI").consecutive_failures,
+            0,
+            "from the budget"
+        );
     }
 
     #[test]
@@ -328,6 +395,16 @@ mod tests {
             "invalid rules: `workflows.CI.recovery_runs`: expected an integer in 1..=10000, got 0"
         );
         assert_eq!(Rules::default().defaults.recovery_runs, 9);
+        let e = Rules::from_yaml("defaults:\n  false_alarms_per_1000_runs: 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid rules: `defaults.false_alarms_per_1000_runs`: expected a number > 0, got 0"
+        );
+        let e = Rules::from_yaml("workflows:\n  CI:\n    failure_rate_shift: 1\n").unwrap_err();
+        assert!(
+            e.to_string().contains("workflows.CI.failure_rate_shift"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -336,6 +413,7 @@ mod tests {
         for k in [
             "duration_z",
             "consecutive_failures",
+            "false_alarms_per_1000_runs",
             "recovery_runs",
             "workflows",
             "default_branch",

@@ -52,7 +52,8 @@ pub enum BranchScope {
     /// rules' `default_branch`.
     #[default]
     Default,
-    /// Every branch together (fingerprints not scoped).
+    /// Every branch, each with its own detectors and incidents (fingerprint per workflow and
+    /// branch).
     All,
     /// This branch.
     Only(String),

@@ -20,9 +20,11 @@ use crate::time::Sleeper;
 pub struct Cycle {
     /// Completed runs observed.
     pub new_runs: usize,
-    /// Alerts raised.
+    /// Incidents opened in this cycle, as they stood at its end (with every signal).
     pub alerts: Vec<Alert>,
-    /// Problems that recovered.
+    /// Incidents opened earlier that gained a signal or severity in this cycle, as they now are.
+    pub updated: Vec<Alert>,
+    /// Incidents that resolved (opened before this cycle, or resolved and opened again in it).
     pub recovered: Vec<Fingerprint>,
     /// What the sink did, in order.
     pub actions: Vec<IssueAction>,
@@ -67,8 +69,8 @@ impl<S: RunSource> Watcher<S> {
         &self.poller
     }
 
-    /// One cycle: poll, observe each new run in completion order, resolve recovered problems
-    /// and raise new alerts.
+    /// One cycle: poll, observe each new run in completion order, resolve recovered incidents,
+    /// raise new ones and tell the open ones that gained a signal.
     ///
     /// # Errors
     /// The source's or the sink's first failure. Runs observed before a sink failure stay
@@ -81,32 +83,55 @@ impl<S: RunSource> Watcher<S> {
             job_requests: batch.job_requests,
             ..Cycle::default()
         };
+        // Fingerprints opened in this cycle; resolved before any opening in it; updated.
+        let mut opened: Vec<Alert> = Vec::new();
+        let mut updated: Vec<Fingerprint> = Vec::new();
         for run in &batch.completed {
             let obs = self.monitor.observe(run);
-            cycle.recovered.extend(obs.recovered);
-            cycle.alerts.extend(obs.alerts);
+            for fp in obs.recovered {
+                let opened_here = opened.iter().any(|a| a.fingerprint == fp);
+                if !opened_here && !cycle.recovered.contains(&fp) {
+                    cycle.recovered.push(fp);
+                }
+            }
+            for a in obs.alerts {
+                if let Some(o) = opened.iter_mut().find(|o| o.fingerprint == a.fingerprint) {
+                    *o = a;
+                } else {
+                    opened.push(a);
+                }
+            }
+            for a in obs.updated {
+                if !updated.contains(&a.fingerprint) {
+                    updated.push(a.fingerprint);
+                }
+            }
         }
-        // A problem that fired and recovered within the cycle needs no issue.
-        let transient: Vec<Fingerprint> = cycle
-            .alerts
-            .iter()
-            .filter(|a| cycle.recovered.contains(&a.fingerprint))
-            .filter(|a| {
-                self.monitor
-                    .active_alerts()
-                    .all(|x| x.fingerprint != a.fingerprint)
-            })
-            .map(|a| a.fingerprint.clone())
-            .collect();
+        // An incident that opened and resolved within the cycle needs no issue; the others
+        // are told as they stand now, once each.
+        let now = |fp: &Fingerprint| {
+            self.monitor
+                .active_alerts()
+                .find(|a| &a.fingerprint == fp)
+                .cloned()
+        };
+        for a in opened {
+            if let Some(current) = now(&a.fingerprint) {
+                cycle.alerts.push(current);
+            }
+        }
+        for fp in updated {
+            if cycle.alerts.iter().all(|a| a.fingerprint != fp)
+                && let Some(current) = now(&fp)
+            {
+                cycle.updated.push(current);
+            }
+        }
         for fp in &cycle.recovered {
-            if !transient.contains(fp) {
-                cycle.actions.push(self.sink.resolve(fp).await?);
-            }
+            cycle.actions.push(self.sink.resolve(fp).await?);
         }
-        for alert in &cycle.alerts {
-            if !transient.contains(&alert.fingerprint) {
-                cycle.actions.push(self.sink.raise(alert).await?);
-            }
+        for alert in cycle.alerts.iter().chain(&cycle.updated) {
+            cycle.actions.push(self.sink.raise(alert).await?);
         }
         Ok(cycle)
     }

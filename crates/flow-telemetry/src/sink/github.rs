@@ -1,4 +1,4 @@
-//! One GitHub issue per alert fingerprint.
+//! One GitHub issue per incident fingerprint (a workflow on a branch).
 //!
 //! The open issue of a fingerprint is found by label plus a hidden marker in its body
 //! (`<!-- flow-telemetry:fingerprint=… -->`); the search filters on the first label. A
@@ -239,47 +239,125 @@ fn note_of(text: &str) -> Option<&str> {
     Some(&text[start..end])
 }
 
-/// The issue body for `alert`, with its marker.
+/// The signals of `alert` as table rows, one per signal (the opening evidence when it lists
+/// none).
+fn signal_rows(alert: &Alert) -> String {
+    let row = |kind: &str, sev: &str, e: &crate::alert::Evidence, state: &str| {
+        format!(
+            "| `{kind}` | {sev} | {} | {:.3} | {:.3} | {:.3} | {} | {state} |\n",
+            e.metric,
+            e.value,
+            e.baseline,
+            e.threshold,
+            e.score
+                .map_or_else(|| "–".to_string(), |s| format!("{s:.2}")),
+        )
+    };
+    let mut s = String::from(
+        "| signal | severity | metric | value | baseline | threshold | score | state |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    if alert.signals.is_empty() {
+        s.push_str(&row(
+            alert.kind.as_str(),
+            &alert.severity.to_string(),
+            &alert.evidence,
+            "active",
+        ));
+    }
+    for sig in &alert.signals {
+        s.push_str(&row(
+            sig.kind.as_str(),
+            &sig.severity.to_string(),
+            &sig.evidence,
+            if sig.recovered { "recovered" } else { "active" },
+        ));
+    }
+    s
+}
+
+/// One line per signal: its plain-sentence explanation.
+fn explanations(alert: &Alert) -> String {
+    alert
+        .signals
+        .iter()
+        .map(|s| {
+            format!(
+                "- **{}** ({}): {}\n",
+                s.kind,
+                ts::format_ms(s.at_ms),
+                s.explanation
+            )
+        })
+        .collect()
+}
+
+/// The issue body for `alert` (an incident), with its marker: every signal, with why it is
+/// unlikely under the workflow's baseline.
 pub fn issue_body(alert: &Alert) -> String {
-    let e = &alert.evidence;
+    let branch = if alert.branch.is_empty() {
+        String::new()
+    } else {
+        format!("**Branch:** {}  \n", alert.branch)
+    };
+    let kinds: Vec<String> = alert.kinds().iter().map(|k| format!("`{k}`")).collect();
     let mut s = format!(
-        "{}\n\n**Workflow:** {}  \n**Problem:** `{}` ({})  \n**Since:** {}\n\n{}\n\n| metric | value | baseline | threshold | score |\n|---|---|---|---|---|\n| {} | {:.3} | {:.3} | {:.3} | {} |\n",
+        "{}\n\n**Workflow:** {}  \n{branch}**Signals:** {} ({})  \n**Since:** {}\n\n{}\n\n",
         marker(&alert.fingerprint),
         alert.workflow,
-        alert.kind,
+        kinds.join(", "),
         alert.severity,
         ts::format_ms(alert.at_ms),
         alert.summary,
-        e.metric,
-        e.value,
-        e.baseline,
-        e.threshold,
-        e.score
-            .map_or_else(|| "–".to_string(), |s| format!("{s:.2}")),
     );
-    if !e.runs.is_empty() {
+    let why = explanations(alert);
+    if !why.is_empty() {
+        s.push_str(&why);
+        s.push('\n');
+    }
+    s.push_str(&signal_rows(alert));
+    let mut runs: Vec<&String> = Vec::new();
+    for r in alert
+        .evidence
+        .runs
+        .iter()
+        .chain(alert.signals.iter().flat_map(|s| s.evidence.runs.iter()))
+    {
+        if !runs.contains(&r) {
+            runs.push(r);
+        }
+    }
+    if !runs.is_empty() {
         s.push_str("\nRuns:\n");
-        for r in &e.runs {
+        for r in runs {
             s.push_str(&format!("- {r}\n"));
         }
     }
-    s.push_str("\n_Opened by flow-telemetry; it comments on recurrences and closes this issue when the workflow recovers._\n");
+    s.push_str("\n_Opened by flow-telemetry: one issue per incident of a workflow on a branch. It comments when the incident gains a signal and closes this issue when every signal has recovered._\n");
     s
 }
 
 fn recurrence_comment(alert: &Alert, notes: &str) -> String {
-    let runs: Vec<String> = alert
-        .evidence
-        .runs
+    let latest = alert
+        .signals
         .iter()
-        .map(|r| format!("- {r}"))
-        .collect();
+        .map(|s| s.at_ms)
+        .max()
+        .unwrap_or(alert.at_ms);
     let mut s = format!(
-        "Seen again at {}: {}\n{}",
-        ts::format_ms(alert.at_ms),
+        "Seen again at {}: {}\n\n{}",
+        ts::format_ms(latest),
         alert.summary,
-        runs.join("\n")
+        explanations(alert)
     );
+    if alert.signals.is_empty() {
+        let runs: Vec<String> = alert
+            .evidence
+            .runs
+            .iter()
+            .map(|r| format!("- {r}"))
+            .collect();
+        s.push_str(&runs.join("\n"));
+    }
     if !notes.trim().is_empty() {
         s.push_str("\n\n");
         s.push_str(notes.trim());

@@ -253,7 +253,8 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
-/// Sends what an observation changed to `sink`: recoveries first, then new alerts.
+/// Sends what an observation changed to `sink`: recoveries first, then new incidents, then
+/// open incidents that gained a signal (a recurrence comment on their issue).
 ///
 /// # Errors
 /// The sink's first failure; earlier actions stay done.
@@ -261,11 +262,13 @@ pub async fn dispatch(
     sink: &dyn IssueSink,
     observation: &crate::monitor::Observation,
 ) -> Result<Vec<IssueAction>> {
-    let mut actions = Vec::with_capacity(observation.alerts.len() + observation.recovered.len());
+    let mut actions = Vec::with_capacity(
+        observation.alerts.len() + observation.updated.len() + observation.recovered.len(),
+    );
     for fp in &observation.recovered {
         actions.push(sink.resolve(fp).await?);
     }
-    for alert in &observation.alerts {
+    for alert in observation.alerts.iter().chain(&observation.updated) {
         actions.push(sink.raise(alert).await?);
     }
     Ok(actions)
@@ -280,10 +283,12 @@ mod tests {
 
     #[tokio::test]
     async fn dispatch_resolves_then_raises() {
-        let fp_old = Fingerprint::of("CI", AlertKind::QueueOutlier);
+        let fp_old = Fingerprint::incident("Nightly", "main");
         let alert = Alert {
-            fingerprint: Fingerprint::of("CI", AlertKind::FailureRate),
+            fingerprint: Fingerprint::incident("CI", "main"),
             workflow: "CI".into(),
+            branch: "main".into(),
+            signals: vec![],
             kind: AlertKind::FailureRate,
             severity: Severity::Warning,
             summary: "s".into(),
@@ -314,6 +319,7 @@ mod tests {
             .returning(|_| Ok(IssueAction::Opened { number: 7 }));
         let obs = Observation {
             alerts: vec![alert],
+            updated: vec![],
             recovered: vec![fp_old],
         };
         let actions = dispatch(&sink, &obs).await.unwrap();

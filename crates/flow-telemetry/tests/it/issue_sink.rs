@@ -13,9 +13,15 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::fake_github::{IssueState, Issues};
 
 fn alert(kind: AlertKind) -> Alert {
+    alert_on(kind, "main")
+}
+
+fn alert_on(kind: AlertKind, branch: &str) -> Alert {
     Alert {
-        fingerprint: Fingerprint::of("CI", kind),
+        fingerprint: Fingerprint::incident("CI", branch),
         workflow: "CI".into(),
+        branch: branch.into(),
+        signals: vec![],
         kind,
         severity: Severity::Critical,
         summary: "3 consecutive failed runs".into(),
@@ -79,9 +85,11 @@ async fn opens_then_comments_then_closes() {
         s.raise(&a).await.unwrap(),
         IssueAction::Commented { number: 1 }
     );
-    // A different problem of the same workflow gets its own issue.
+    // An incident of the same workflow on another branch gets its own issue.
     assert_eq!(
-        s.raise(&alert(AlertKind::DurationShift)).await.unwrap(),
+        s.raise(&alert_on(AlertKind::DurationShift, "release/1.x"))
+            .await
+            .unwrap(),
         IssueAction::Opened { number: 2 }
     );
     assert_eq!(

@@ -1,107 +1,118 @@
-//! Detection quality on seeded synthetic histories: prints the figures recorded in
-//! BENCHMARKS.md and asserts the targets (F1 ≥ 0.9 on step changes and failure bursts,
-//! ≤ 1 false alarm per 1,000 normal runs).
+//! Detection quality on seeded histories of different character (failure rates 1–20 %, heavy
+//! tails, weekly seasonality, queueing bursts, mixed outcomes, three branches): scored on
+//! incidents, asserted on held-out seeds that were not used in tuning.
 //!
-//! `cargo test -p flow-telemetry --test it quality -- --nocapture --test-threads 1`
+//! The table in BENCHMARKS.md (about 20 s in a debug build):
+//! `cargo test -p flow-telemetry --test it quality_report -- --ignored --nocapture`
 
-use flow_telemetry::generator::{AnomalyKind, GeneratorConfig, History, generate};
-use flow_telemetry::quality::{Quality, evaluate};
-use flow_telemetry::rules::Rules;
+use flow_telemetry::Rules;
+use flow_telemetry::generator::{GeneratorConfig, generate};
+use flow_telemetry::quality::{
+    HELD_OUT_SEEDS, Quality, SETTINGS, TUNING_SEEDS, evaluate, measure, table,
+};
 
-fn merged(seeds: &[u64], runs: usize, rules: &Rules) -> Vec<Quality> {
-    seeds
-        .iter()
-        .map(|&seed| {
-            let h: History = generate(&GeneratorConfig {
-                seed,
-                runs,
-                ..GeneratorConfig::default()
-            });
-            evaluate(&h, rules)
-        })
-        .collect()
-}
+/// Runs per held-out history: enough for every kind at every rate, quick in a debug build.
+const RUNS: usize = 9_000;
 
-#[test]
-fn detectors_meet_the_quality_targets() {
-    measure_and_check(&Rules::default(), "default rules");
-}
-
-#[test]
-fn the_default_failure_ewma_threshold_is_the_measured_one() {
-    assert!((Rules::default().defaults.failure_ewma_threshold - 0.5).abs() < f64::EPSILON);
-}
-
-#[test]
-fn a_looser_failure_ewma_trades_precision_for_delay() {
-    let mut rules = Rules::default();
-    rules.defaults.failure_ewma_threshold = 0.4;
-    measure_and_check(&rules, "failure_ewma_threshold 0.4 (the pre-0.5 default)");
-}
-
-fn measure_and_check(rules: &Rules, label: &str) {
-    let seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-    let results = merged(&seeds, 20_000, rules);
-    let mut normal = 0;
-    let mut false_alarms = 0;
-    println!("seeds {seeds:?}, 20,000 runs each, {label}");
-    println!(
-        "kind | injected | detected | alerts | true | precision | recall | F1 | mean delay | max delay"
-    );
-    for kind in [
-        AnomalyKind::StepChange,
-        AnomalyKind::FailureBurst,
-        AnomalyKind::QueueBacklog,
-        AnomalyKind::Flaky,
-    ] {
-        let (mut inj, mut det, mut al, mut tr, mut delay_sum, mut max_delay) = (0, 0, 0, 0, 0.0, 0);
-        for q in &results {
-            let k = q.kind(kind).unwrap();
-            inj += k.injected;
-            det += k.detected;
-            al += k.alerts;
-            tr += k.true_alerts;
-            delay_sum += k.mean_delay_runs * k.detected as f64;
-            max_delay = max_delay.max(k.max_delay_runs);
-        }
-        let p = if al == 0 { 1.0 } else { tr as f64 / al as f64 };
-        let r = det as f64 / inj as f64;
-        let f1 = 2.0 * p * r / (p + r);
-        let mean_delay = delay_sum / det.max(1) as f64;
-        println!(
-            "{kind:?} | {inj} | {det} | {al} | {tr} | {p:.3} | {r:.3} | {f1:.3} | {mean_delay:.2} | {max_delay}"
+fn check(label: &str, q: &Quality) {
+    for k in &q.kinds {
+        assert!(
+            k.injected >= 3,
+            "{label} {:?}: only {} injected",
+            k.kind,
+            k.injected
         );
-        if matches!(kind, AnomalyKind::StepChange | AnomalyKind::FailureBurst) {
-            assert!(f1 >= 0.9, "{kind:?}: F1 {f1:.3} < 0.9");
-            assert!(inj >= 20, "{kind:?}: too few injected ({inj}) to measure");
-        }
+        assert!(
+            k.f1 >= 0.95,
+            "{label} {:?}: F1 {:.3} < 0.95\n{}",
+            k.kind,
+            k.f1,
+            table(&[(label.to_string(), q.clone())])
+        );
     }
-    for q in &results {
-        normal += q.normal_runs;
-        false_alarms += q.false_alarms;
-    }
-    let per_1000 = false_alarms as f64 * 1000.0 / normal as f64;
-    println!("false alarms: {false_alarms} over {normal} normal runs = {per_1000:.3} per 1,000");
+    assert_eq!(
+        q.duplicate_incidents, 0,
+        "{label}: one incident per injected problem"
+    );
     assert!(
-        per_1000 <= 1.0,
-        "{per_1000:.3} false alarms per 1,000 normal runs"
+        q.false_incidents_per_1000 <= 0.5,
+        "{label}: {:.3} false incidents per 1,000 normal runs",
+        q.false_incidents_per_1000
     );
 }
 
 #[test]
-fn a_quiet_history_raises_nothing_much() {
+fn held_out_seeds_meet_the_targets_at_every_failure_rate() {
+    let rules = Rules::default();
+    let mut rows = Vec::new();
+    for s in &SETTINGS {
+        let q = measure(s, &HELD_OUT_SEEDS, RUNS, &rules);
+        rows.push((s.name.to_string(), q));
+    }
+    println!("{}", table(&rows));
+    for (label, q) in &rows {
+        check(label, q);
+    }
+}
+
+/// The full report: tuning and held-out seeds apart, 20,000 runs each.
+#[test]
+#[ignore = "the BENCHMARKS.md report"]
+fn quality_report() {
+    let rules = Rules::default();
+    for (which, seeds) in [
+        ("tuning", &TUNING_SEEDS[..]),
+        ("held-out", &HELD_OUT_SEEDS[..]),
+    ] {
+        let rows: Vec<(String, Quality)> = SETTINGS
+            .iter()
+            .map(|s| (s.name.to_string(), measure(s, seeds, 20_000, &rules)))
+            .collect();
+        println!(
+            "\n{which} seeds {seeds:?}, 20,000 runs each\n\n{}",
+            table(&rows)
+        );
+        for (label, q) in &rows {
+            println!(
+                "{label}: {} incidents, {} false over {} normal runs = {:.3} per 1,000, {} duplicates",
+                q.incidents,
+                q.false_incidents,
+                q.normal_runs,
+                q.false_incidents_per_1000,
+                q.duplicate_incidents
+            );
+        }
+    }
+}
+
+#[test]
+fn a_quiet_history_raises_almost_nothing() {
     let h = generate(&GeneratorConfig {
-        seed: 9,
-        runs: 20_000,
         anomaly_every: 0,
-        ..GeneratorConfig::default()
+        ..GeneratorConfig::realistic(9, 20_000, 0.10)
     });
     assert!(h.anomalies.is_empty());
     let q = evaluate(&h, &Rules::default());
     assert_eq!(q.normal_runs, 20_000);
     assert!(
-        q.false_alarms <= 20,
-        "{} false alarms in 20,000 normal runs",
-        q.false_alarms
+        q.false_incidents <= 10,
+        "{} false incidents in 20,000 normal runs",
+        q.false_incidents
     );
+}
+
+/// Tuning aid: every missed anomaly and extra incident on the tuning seeds, with the table.
+#[test]
+#[ignore = "tuning aid"]
+fn tuning_breakdown() {
+    let rules = Rules::default();
+    for s in &SETTINGS {
+        for &seed in &TUNING_SEEDS {
+            for line in flow_telemetry::quality::misses(&generate(&s.config(seed, RUNS)), &rules) {
+                println!("{} seed {seed}: {line}", s.name);
+            }
+        }
+        let q = measure(s, &TUNING_SEEDS, RUNS, &rules);
+        println!("{}", table(&[(s.name.to_string(), q)]));
+    }
 }
