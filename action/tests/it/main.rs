@@ -7,10 +7,10 @@ mod cli;
 mod harness;
 mod llm;
 mod monitor;
-mod rehearsal;
 /// The workspace's harness that starts a real `redis-server` (FLOW_REDIS_SERVER, else PATH).
 #[path = "../../../crates/flow-cache/tests/it/redis_server.rs"]
 #[allow(unreachable_pub, dead_code)]
 mod redis_server;
+mod rehearsal;
 mod wiring;
 mod workflows;
