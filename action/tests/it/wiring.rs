@@ -80,6 +80,24 @@ fn compatible(server: &MockServer, model: &str) -> Vec<String> {
 }
 
 /// Rules under which the burst file leaves two alerts open.
+/// The burst history plus one failed Nightly run on main after it: with `two_alert_rules`,
+/// two incidents (CI on main, Nightly on main) are open at the end, so two triages are asked.
+fn two_incident_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = crate::llm::burst_file(dir);
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(concat!(
+        "\n",
+        r#"{"id":20000000230,"name":"Nightly","workflow_id":1003,"path":".github/workflows/nightly.yml","#,
+        r#""head_branch":"main","head_sha":"e921b8999bc08f86d44aa38abc456c1e2785e398","event":"schedule","#,
+        r#""status":"completed","conclusion":"failure","run_attempt":1,"run_number":99,"#,
+        r#""created_at":"2026-01-01T14:50:00Z","run_started_at":"2026-01-01T14:50:10Z","#,
+        r#""updated_at":"2026-01-01T15:20:00Z","actor":{"login":"octocat"},"#,
+        r#""html_url":"https://github.com/octo-org/octo-repo/actions/runs/20000000230"}"#
+    ));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 fn two_alert_rules(dir: &std::path::Path) -> String {
     let rules = dir.join("rules.yml");
     std::fs::write(&rules, "defaults:\n  consecutive_failures: 1\n").unwrap();
@@ -311,13 +329,13 @@ async fn a_token_budget_stops_the_second_paid_call() {
         .and(path("/v1/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion(
             "m",
-            r#"{"likely_cause":"flaky","suggested_next_step":"retry"}"#,
+            r#"{"category":"flaky","confidence":"low","likely_cause":"flaky","evidence_quote":"no line quoted","suggested_next_step":"retry"}"#,
         )))
         .mount(&server)
         .await;
     // Two alerts would need two triage calls of 18 tokens; the budget allows one.
     let dir = tempfile::tempdir().unwrap();
-    let file = crate::llm::burst_file(dir.path());
+    let file = two_incident_file(dir.path());
     let mut a = args(&[
         "monitor",
         "--json",
@@ -523,7 +541,7 @@ async fn github_models_without_models_read_is_one_clear_error() {
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let file = crate::llm::burst_file(dir.path());
+    let file = two_incident_file(dir.path());
     let output = dir.path().join("output");
     let out = flow(
         vec![],
