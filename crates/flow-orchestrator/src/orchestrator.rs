@@ -232,8 +232,8 @@ impl OrchestratorBuilder {
     /// The orchestrator.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid rules or
-    /// `max_pages == 0`; [`ErrorKind::Llm`](crate::ErrorKind::Llm) if the cache decorator
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid rules,
+    /// `max_pages == 0`, or a cache without a model name (the cache key must cover the model); [`ErrorKind::Llm`](crate::ErrorKind::Llm) if the cache decorator
     /// cannot be set up.
     pub fn build(self) -> Result<Orchestrator> {
         self.rules.validate().map_err(|e| match e.kind() {
@@ -251,6 +251,15 @@ impl OrchestratorBuilder {
         // Triages are cached by (fingerprint, run) in the same store as the answers.
         let triage_cache = self.cache.as_ref().map(|s| Cache::from_arc(Arc::clone(s)));
         let model = match (self.model, self.cache) {
+            (Some(_), Some(_)) if self.model_name.trim().is_empty() => {
+                // The cache key is taken from the request: without the model in it, two models
+                // would share (and serve each other) the same answers.
+                return Err(Error::config(
+                    "model_name",
+                    "expected the model name (with_model_name) when answers are cached: the \
+                     cache key must cover the model",
+                ));
+            }
             (Some(model), Some(store)) => {
                 let mut cached = flow_llm::Cached::new(
                     model,

@@ -168,6 +168,7 @@ async fn answers_go_through_the_cache_store() {
         .returning(|_| Ok(answer("cached answer")));
     let o = Orchestrator::builder()
         .with_chat_model(Arc::new(model))
+        .with_model_name("gpt-4.1")
         .with_cache_store(Arc::new(store))
         .build()
         .unwrap();
@@ -184,9 +185,46 @@ async fn a_cached_answer_spares_the_model() {
     let store = MemoryStore::new(MemoryConfig::new()).unwrap();
     let o = Orchestrator::builder()
         .with_chat_model(Arc::new(model))
+        .with_model_name("gpt-4.1")
         .with_cache_store(Arc::new(store))
         .build()
         .unwrap();
     assert_eq!(o.delegate_text(None, "same").await.unwrap(), "once");
     assert_eq!(o.delegate_text(None, "same").await.unwrap(), "once");
+}
+
+#[tokio::test]
+async fn a_cache_without_the_model_name_is_refused() {
+    let store = MemoryStore::new(MemoryConfig::new()).unwrap();
+    let e = Orchestrator::builder()
+        .with_chat_model(Arc::new(MockModel::new()))
+        .with_cache_store(Arc::new(store))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("model_name"), "{e}");
+}
+
+#[tokio::test]
+async fn two_models_sharing_a_store_get_their_own_answers() {
+    let store: Arc<MemoryStore> = Arc::new(MemoryStore::new(MemoryConfig::new()).unwrap());
+    let orchestrator = |name: &'static str| {
+        let mut model = MockModel::new();
+        model
+            .expect_complete()
+            .times(1)
+            .withf(move |r| r.model == name)
+            .returning(move |_| Ok(answer(name)));
+        Orchestrator::builder()
+            .with_chat_model(Arc::new(model))
+            .with_model_name(name)
+            .with_cache_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (orchestrator("model-a"), orchestrator("model-b"));
+    assert_eq!(a.delegate_text(None, "same").await.unwrap(), "model-a");
+    assert_eq!(b.delegate_text(None, "same").await.unwrap(), "model-b");
+    // Each one's second call is a hit on its own entry (the mocks allow one call each).
+    assert_eq!(a.delegate_text(None, "same").await.unwrap(), "model-a");
+    assert_eq!(b.delegate_text(None, "same").await.unwrap(), "model-b");
 }
