@@ -384,7 +384,7 @@ pub struct PackageArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
     /// Where release archives are downloaded from: a manifest entry's URL is
-    /// <base>/v<version>/<asset>, e.g. https://github.com/OWNER/REPO/releases/download.
+    /// `BASE/vVERSION/ASSET`, e.g. `https://github.com/OWNER/REPO/releases/download`.
     #[arg(long, value_name = "URL")]
     pub download_base_url: Option<String>,
 }
@@ -398,7 +398,7 @@ pub struct ManifestArgs {
     #[schemars(with = "Option<String>")]
     pub entry: Vec<PathBuf>,
     /// Where release archives are downloaded from: a manifest entry's URL is
-    /// <base>/v<version>/<asset>, e.g. https://github.com/OWNER/REPO/releases/download.
+    /// `BASE/vVERSION/ASSET`, e.g. `https://github.com/OWNER/REPO/releases/download`.
     #[arg(long, value_name = "URL")]
     pub download_base_url: Option<String>,
     /// Where to write the merged release manifest (`-` for stdout).

@@ -4,14 +4,41 @@
 //!   conditional requests;
 //! - [`event::EventSource`]: one `workflow_run` / `workflow_job` payload at `GITHUB_EVENT_PATH`;
 //! - [`file::FileSource`]: `gh run list --json` output, REST pages or NDJSON.
+//!
+//! [`evidence::EvidenceSource`] is the seam for what explains a failure (annotations, log
+//! tails, commits), implemented by the same GitHub source.
 
 pub mod event;
+pub mod evidence;
 pub mod file;
 pub mod github;
+pub mod stream;
 pub mod sync;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{Job, Run, RunId};
+
+/// A workflow as the workflows list names it (remembered once resolved).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    /// Numeric id.
+    pub id: u64,
+    /// Display name (`CI`, `Build / Test`).
+    pub name: String,
+    /// File path (`.github/workflows/ci.yml`).
+    pub path: String,
+}
+
+impl WorkflowRef {
+    /// The file name of [`WorkflowRef::path`] (`ci.yml`).
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
 
 /// Which runs to list. Mirrors the query parameters of GitHub's "list workflow runs".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +100,22 @@ impl RunQuery {
         self
     }
 
+    /// True when `r` passes the workflow, branch, event and status filters (not the page).
+    pub fn matches(&self, r: &Run) -> bool {
+        self.workflow.as_deref().is_none_or(|w| {
+            r.workflow_id.0.to_string() == w
+                || r.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.split('@').next() == Some(w))
+                || r.name == w
+        }) && self.branch.as_deref().is_none_or(|b| r.head_branch == b)
+            && self.event.as_deref().is_none_or(|e| r.event == e)
+            && self.status.as_deref().is_none_or(|s| {
+                r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
+            })
+    }
+
     /// Page `page` (from 1).
     #[must_use]
     pub fn with_page(mut self, page: u32) -> Self {
@@ -129,27 +172,55 @@ pub trait RunSource: Send + Sync {
     /// process: when nothing changed, the answer is a [`RunPage`] with `not_modified` set and
     /// no runs. The default does nothing.
     fn seed_list_etag(&self, _query: &RunQuery, _etag: &str) {}
+
+    /// The repository's workflows, to resolve a display name to an id. Empty (the default)
+    /// for sources that cannot list them; they match runs by name themselves.
+    ///
+    /// # Errors
+    /// Transport, HTTP or parse failures of the underlying source.
+    async fn workflows(&self) -> Result<Vec<WorkflowRef>> {
+        Ok(Vec::new())
+    }
+
+    /// One run by id, `None` (the default) for sources that cannot fetch one.
+    ///
+    /// # Errors
+    /// Transport, HTTP or parse failures of the underlying source.
+    async fn run(&self, _id: RunId) -> Result<Option<Run>> {
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: RunSource + ?Sized> RunSource for Arc<T> {
+    async fn runs(&self, query: &RunQuery) -> Result<RunPage> {
+        (**self).runs(query).await
+    }
+
+    async fn jobs(&self, run: RunId) -> Result<Vec<Job>> {
+        (**self).jobs(run).await
+    }
+
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        (**self).list_etag(query)
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        (**self).seed_list_etag(query, etag);
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowRef>> {
+        (**self).workflows().await
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        (**self).run(id).await
+    }
 }
 
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).
 pub(crate) fn page_of(all: &[Run], query: &RunQuery) -> RunPage {
-    let mut matching: Vec<&Run> = all
-        .iter()
-        .filter(|r| {
-            query.workflow.as_deref().is_none_or(|w| {
-                r.workflow_id.0.to_string() == w
-                    || r.path
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|f| f.split('@').next() == Some(w))
-                    || r.name == w
-            }) && query.branch.as_deref().is_none_or(|b| r.head_branch == b)
-                && query.event.as_deref().is_none_or(|e| r.event == e)
-                && query.status.as_deref().is_none_or(|s| {
-                    r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
-                })
-        })
-        .collect();
+    let mut matching: Vec<&Run> = all.iter().filter(|r| query.matches(r)).collect();
     matching.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
     let per = usize::from(query.per_page.clamp(1, 100));
     let start = (query.page.max(1) as usize - 1) * per;
