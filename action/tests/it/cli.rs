@@ -244,3 +244,102 @@ fn publish_package_then_manifest_merges_the_entries() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema, flow_publish::manifest_schema());
 }
+
+#[test]
+fn publish_release_dry_run_uploads_the_matrix_assets_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bin"), b"fake binary").unwrap();
+    std::fs::write(d.join("LICENSE"), "MIT\n").unwrap();
+    std::fs::write(d.join("README.md"), "# flow\n").unwrap();
+    for (target, out) in [
+        ("x86_64-unknown-linux-musl", "dist/linux"),
+        ("x86_64-pc-windows-msvc", "dist/windows"),
+    ] {
+        let status = flow()
+            .current_dir(d)
+            .args([
+                "publish",
+                "package",
+                "--binary",
+                "bin",
+                "--tag",
+                "v1.2.3",
+                "--target",
+                target,
+                "--out-dir",
+                out,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let status = flow()
+        .current_dir(d)
+        .args([
+            "publish",
+            "manifest",
+            "--entry",
+            "dist/linux/manifest.json",
+            "dist/windows/manifest.json",
+            "--download-base-url",
+            "https://github.com/octo/app/releases/download",
+            "--manifest-out",
+            "action/manifest.json",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = flow()
+        .current_dir(d)
+        .args([
+            "publish",
+            "release",
+            "--dry-run",
+            "--json",
+            "--tag",
+            "v1.2.3",
+            "--repo",
+            "octo/app",
+            "--commit",
+            "0123456789abcdef0123456789abcdef01234567",
+            "--asset",
+            "dist/linux/flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz",
+            "dist/windows/flow-v1.2.3-x86_64-pc-windows-msvc.zip",
+            "action/manifest.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz",
+            "flow-v1.2.3-x86_64-pc-windows-msvc.zip",
+            "manifest.json"
+        ]
+    );
+    let merged = std::fs::read(d.join("action/manifest.json")).unwrap();
+    assert_eq!(
+        v["assets"][2]["sha256"].as_str().unwrap(),
+        flow_publish::sha256_hex(&merged)
+    );
+    // Nothing was packaged here: the default out dir does not exist.
+    assert!(!d.join("dist/manifest.json").exists());
+    assert!(
+        !d.join("dist")
+            .join("flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz")
+            .exists()
+    );
+}

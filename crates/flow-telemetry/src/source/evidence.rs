@@ -528,6 +528,9 @@ fn first_line(s: &str) -> String {
 /// GETs a signed download link without credentials (they must not leave GitHub's API host).
 async fn download(url: &str) -> reqwest::Result<reqwest::Response> {
     static CLIENT: LazyLock<Option<reqwest::Client>> = LazyLock::new(|| {
+        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
+        // no-op when one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(3))
             .timeout(std::time::Duration::from_secs(60))
