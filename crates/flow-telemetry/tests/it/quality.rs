@@ -2,14 +2,12 @@
 //! tails, weekly seasonality, queueing bursts, mixed outcomes, three branches): scored on
 //! incidents, asserted on held-out seeds that were not used in tuning.
 //!
-//! The table in BENCHMARKS.md (about 20 s in a debug build):
-//! `cargo test -p flow-telemetry --test it quality_report -- --ignored --nocapture`
+//! The table in BENCHMARKS.md comes from the `quality_report` example:
+//! `cargo run --release -p flow-examples --example quality_report`
 
 use flow_telemetry::Rules;
 use flow_telemetry::generator::{GeneratorConfig, generate};
-use flow_telemetry::quality::{
-    HELD_OUT_SEEDS, Quality, SETTINGS, TUNING_SEEDS, evaluate, measure, table,
-};
+use flow_telemetry::quality::{HELD_OUT_SEEDS, Quality, SETTINGS, evaluate, measure, table};
 
 /// Runs per held-out history: enough for every kind at every rate, quick in a debug build.
 const RUNS: usize = 9_000;
@@ -55,36 +53,6 @@ fn held_out_seeds_meet_the_targets_at_every_failure_rate() {
     }
 }
 
-/// The full report: tuning and held-out seeds apart, 20,000 runs each.
-#[test]
-#[ignore = "the BENCHMARKS.md report"]
-fn quality_report() {
-    let rules = Rules::default();
-    for (which, seeds) in [
-        ("tuning", &TUNING_SEEDS[..]),
-        ("held-out", &HELD_OUT_SEEDS[..]),
-    ] {
-        let rows: Vec<(String, Quality)> = SETTINGS
-            .iter()
-            .map(|s| (s.name.to_string(), measure(s, seeds, 20_000, &rules)))
-            .collect();
-        println!(
-            "\n{which} seeds {seeds:?}, 20,000 runs each\n\n{}",
-            table(&rows)
-        );
-        for (label, q) in &rows {
-            println!(
-                "{label}: {} incidents, {} false over {} normal runs = {:.3} per 1,000, {} duplicates",
-                q.incidents,
-                q.false_incidents,
-                q.normal_runs,
-                q.false_incidents_per_1000,
-                q.duplicate_incidents
-            );
-        }
-    }
-}
-
 #[test]
 fn a_quiet_history_raises_almost_nothing() {
     let h = generate(&GeneratorConfig {
@@ -99,20 +67,4 @@ fn a_quiet_history_raises_almost_nothing() {
         "{} false incidents in 20,000 normal runs",
         q.false_incidents
     );
-}
-
-/// Tuning aid: every missed anomaly and extra incident on the tuning seeds, with the table.
-#[test]
-#[ignore = "tuning aid"]
-fn tuning_breakdown() {
-    let rules = Rules::default();
-    for s in &SETTINGS {
-        for &seed in &TUNING_SEEDS {
-            for line in flow_telemetry::quality::misses(&generate(&s.config(seed, RUNS)), &rules) {
-                println!("{} seed {seed}: {line}", s.name);
-            }
-        }
-        let q = measure(s, &TUNING_SEEDS, RUNS, &rules);
-        println!("{}", table(&[(s.name.to_string(), q)]));
-    }
 }
