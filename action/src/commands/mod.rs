@@ -4,8 +4,9 @@ mod delegate;
 mod llm;
 mod monitor;
 mod publish;
+mod report;
 
-use crate::cli::{Command, GlobalArgs, PublishCommand};
+use crate::cli::{Command, GlobalArgs, PublishCommand, ReportCommand};
 use crate::report::{Mode, Outcome};
 
 /// Runs one subcommand.
@@ -21,5 +22,6 @@ pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<
         Command::Delegate(args) => delegate::delegate(&args, global),
         Command::ReviewIssue(args) => delegate::review_issue(&args, global),
         Command::Publish(PublishCommand::Release(args)) => publish::release(&args, global),
+        Command::Report(ReportCommand::Merge(args)) => report::merge(&args),
     }
 }
