@@ -88,7 +88,8 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// Stable identity of a problem: 16 hex digits of SHA-256 over `workflow \0 kind`.
+/// Stable identity of a problem: 16 hex digits of SHA-256 over `workflow \0 kind`, or
+/// `workflow \0 branch \0 kind` when scoped to a branch ([`Fingerprint::scoped`]).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -96,12 +97,29 @@ impl std::fmt::Display for Severity {
 pub struct Fingerprint(pub String);
 
 impl Fingerprint {
-    /// The fingerprint of `kind` on `workflow`.
+    /// The fingerprint of `kind` on `workflow`, all branches: `scoped(workflow, "", kind)`.
     pub fn of(workflow: &str, kind: AlertKind) -> Self {
+        Self::scoped(workflow, "", kind)
+    }
+
+    /// The fingerprint of `kind` on `workflow` and `branch`: the one function every
+    /// fingerprint comes from. An empty branch means all branches (the unscoped hash).
+    pub fn scoped(workflow: &str, branch: &str, kind: AlertKind) -> Self {
+        Self::of_parts(&[workflow, branch, kind.as_str()])
+    }
+
+    /// The fingerprint of a problem named by `parts` (e.g. workflow, branch, family); empty
+    /// parts are left out, so unscoped keys keep their hash.
+    pub fn of_parts(parts: &[&str]) -> Self {
         let mut h = Sha256::new();
-        h.update(workflow.as_bytes());
-        h.update([0]);
-        h.update(kind.as_str().as_bytes());
+        let mut first = true;
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            if !first {
+                h.update([0]);
+            }
+            h.update(p.as_bytes());
+            first = false;
+        }
         Self(hex::encode(&h.finalize()[..8]))
     }
 

@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// What one observation did to a detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Signal {
@@ -24,7 +26,7 @@ pub enum Signal {
 }
 
 /// Median and MAD of the last `cap` values, updated in `O(cap)` memory moves per value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollingMedian {
     ring: VecDeque<f64>,
     sorted: Vec<f64>,
@@ -123,7 +125,7 @@ impl RollingMedian {
 /// `z = 0.6745 · (x − median) / MAD`. Fires after `min_consecutive` values with `z > threshold`
 /// (upward only: faster is never a problem), recovers after `recovery` values in a row below
 /// it (by default `2 · min_consecutive + 3`, see [`RobustZ::with_recovery`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RobustZ {
     window: RollingMedian,
     threshold: f64,
@@ -184,6 +186,18 @@ impl RobustZ {
         self.window.is_empty()
     }
 
+    /// True while an alarm is raised and not recovered.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Clears a raised alarm without a [`Signal::Recover`]: the current level is accepted.
+    pub fn accept(&mut self) {
+        self.active = false;
+        self.streak = 0;
+        self.calm = 0;
+    }
+
     /// Observes `x`.
     pub fn observe(&mut self, x: f64) -> Signal {
         let mut signal = Signal::Quiet;
@@ -225,7 +239,7 @@ impl RobustZ {
 /// It recovers once `recovery` values in a row (see [`Cusum::with_recovery`]) are back within
 /// the baseline from before the shift: at most `2·k` of its standard deviations above its mean
 /// (`k` is half the shift the detector is tuned for, so such values are no longer shifted).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cusum {
     k: f64,
     h: f64,
@@ -269,6 +283,23 @@ impl Cusum {
         self.before.is_some()
     }
 
+    /// The accumulated statistic `S` (0 when no excursion is under way).
+    pub fn sum(&self) -> f64 {
+        self.s
+    }
+
+    /// The `(mean, sigma)` from before the shift, while the alarm is active.
+    pub fn before(&self) -> Option<(f64, f64)> {
+        self.before
+    }
+
+    /// Clears an active alarm without a [`Signal::Recover`]: the shifted level becomes the
+    /// new normal.
+    pub fn accept(&mut self) {
+        self.before = None;
+        self.calm = 0;
+    }
+
     /// Observes `x` against a baseline `mean` and `sigma`.
     pub fn observe(&mut self, x: f64, mean: f64, sigma: f64) -> Signal {
         if let Some((m0, s0)) = self.before {
@@ -310,7 +341,7 @@ impl Cusum {
 
 /// Exponentially weighted moving average of a 0/1 indicator: `e = λ·x + (1 − λ)·e`, started at
 /// 0. Fires when `e > threshold` after `warmup` values; recovers when `e < threshold / 2`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
     lambda: f64,
     threshold: f64,
@@ -363,7 +394,7 @@ impl Ewma {
 }
 
 /// Fires when `n` consecutive observations hold; recovers at the first that does not.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consecutive {
     n: u32,
     streak: u32,

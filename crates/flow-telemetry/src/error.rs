@@ -54,6 +54,26 @@ pub enum ErrorKind {
         /// The OS error.
         detail: String,
     },
+    /// The monitor state (a file or a Redis key) cannot be read, parsed or written.
+    #[error("monitor state {origin}: {detail}")]
+    State {
+        /// The file path or Redis key (without credentials).
+        origin: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// Another monitor saved the state since it was loaded: reload and redo.
+    #[error(
+        "monitor state {origin}: saved by another monitor meanwhile (revision {found}, expected {expected})"
+    )]
+    StateConflict {
+        /// The file path or Redis key.
+        origin: String,
+        /// The revision the state was loaded at.
+        expected: u64,
+        /// The revision found.
+        found: u64,
+    },
     /// An argument was out of its documented range.
     #[error("invalid argument `{name}`: {detail}")]
     InvalidArgument {
@@ -107,6 +127,13 @@ impl Error {
         Self::new(ErrorKind::Parse {
             what: what.into(),
             detail: detail.to_string(),
+        })
+    }
+
+    pub(crate) fn state(origin: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::State {
+            origin: origin.into(),
+            detail: detail.into(),
         })
     }
 

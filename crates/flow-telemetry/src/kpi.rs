@@ -65,7 +65,7 @@ fn rank(n: usize, pct: usize) -> usize {
 
 /// The few numbers of a run that the KPIs and detectors need; `Copy`, so windows of them are
 /// cheap and bounded.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RunFacts {
     /// Run id.
     pub id: u64,

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use serde::{Deserialize, Serialize};
+
 /// FNV-1a: workflow names are short, trusted keys, where SipHash's cost shows per run.
 #[derive(Debug, Clone, Copy)]
 struct Fnv(u64);
@@ -31,6 +33,7 @@ use crate::alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
 use crate::detect::{Consecutive, Cusum, Ewma, RobustZ, Signal};
 use crate::kpi::{self, GroupKey, Kpis, RunFacts};
 use crate::model::Run;
+use crate::problem::Problem;
 use crate::rules::{Rules, Thresholds};
 
 /// What one observed run changed.
@@ -49,7 +52,38 @@ impl Observation {
     }
 }
 
-#[derive(Debug)]
+/// Where a duration change point started: the last run before the excursion of the CUSUM
+/// that fired, and the first run of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeStart {
+    /// Id of the last run before the change (0 when unknown).
+    pub before_run: u64,
+    /// Head SHA of that run (empty when unknown).
+    pub before_sha: String,
+    /// Id of the first run after the change.
+    pub after_run: u64,
+    /// Head SHA of that run.
+    pub after_sha: String,
+    /// Link to that run.
+    pub after_url: String,
+}
+
+impl ChangeStart {
+    /// `https://github.com/o/r/compare/<before>...<after>`, from the run's link, when both SHAs
+    /// are known.
+    pub fn compare_url(&self) -> Option<String> {
+        if self.before_sha.is_empty() || self.after_sha.is_empty() {
+            return None;
+        }
+        let (repo, _) = self.after_url.split_once("/actions/runs/")?;
+        Some(format!(
+            "{repo}/compare/{}...{}",
+            self.before_sha, self.after_sha
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct WorkflowState {
     th: Thresholds,
     window: VecDeque<RunFacts>,
@@ -65,6 +99,15 @@ struct WorkflowState {
     over_queue: Consecutive,
     over_failure_rate: bool,
     streak_start_url: Option<String>,
+    /// The last run observed: id and head SHA (for change-point commit ranges).
+    #[serde(default)]
+    last_run: (u64, String),
+    /// The excursion of the CUSUM under way, if any.
+    #[serde(default)]
+    excursion: Option<ChangeStart>,
+    /// Where the active change point started.
+    #[serde(default)]
+    change: Option<ChangeStart>,
 }
 
 impl WorkflowState {
@@ -98,6 +141,9 @@ impl WorkflowState {
             }),
             over_failure_rate: false,
             streak_start_url: None,
+            last_run: (0, String::new()),
+            excursion: None,
+            change: None,
             window: VecDeque::new(),
             window_failures: 0,
             seen: 0,
@@ -108,11 +154,19 @@ impl WorkflowState {
 
 /// Streaming monitor over many workflows. Memory is bounded by the number of workflows times
 /// the rules' `window` and `baseline_window`, never by the history.
-#[derive(Debug)]
+///
+/// It is `Serialize` and `Deserialize`: the whole detector state (windows, baselines, EWMA
+/// and CUSUM accumulators, open alerts) survives a process through [`crate::state`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Monitor {
     rules: Rules,
+    /// The branch the monitored runs are on; part of every fingerprint when set.
+    #[serde(default)]
+    branch: Option<String>,
     states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
+    /// Every problem that fired, bounded by workflows × alert kinds.
+    problems: BTreeMap<Fingerprint, Problem>,
 }
 
 impl Monitor {
@@ -120,9 +174,60 @@ impl Monitor {
     pub fn new(rules: Rules) -> Self {
         Self {
             rules,
+            branch: None,
             states: HashMap::default(),
             active: BTreeMap::new(),
+            problems: BTreeMap::new(),
         }
+    }
+
+    /// Scopes the fingerprints to `branch` ([`Fingerprint::scoped`]): feed it the runs of
+    /// that branch only.
+    #[must_use]
+    pub fn with_branch(mut self, branch: impl Into<String>) -> Self {
+        self.branch = Some(branch.into()).filter(|b: &String| !b.is_empty());
+        self
+    }
+
+    /// The branch the fingerprints are scoped to.
+    pub fn branch(&self) -> Option<&str> {
+        self.branch.as_deref()
+    }
+
+    /// The rolling median duration (ms) of `workflow`'s baseline, once warmed up.
+    pub fn duration_median(&self, workflow: &str) -> Option<f64> {
+        let st = self.states.get(workflow)?;
+        (!st.duration.is_empty()).then(|| st.duration.baseline().0)
+    }
+
+    /// Where the active duration change point of `workflow` started.
+    pub fn change_start(&self, workflow: &str) -> Option<&ChangeStart> {
+        self.states.get(workflow)?.change.as_ref()
+    }
+
+    /// Runs observed for `workflow` so far.
+    pub fn seen(&self, workflow: &str) -> u64 {
+        self.states.get(workflow).map_or(0, |s| s.seen)
+    }
+
+    /// Accepts the current duration level of `workflow` as its new normal: its active
+    /// duration outlier and change-point alerts are cleared without a recovery. Returns the
+    /// fingerprints cleared.
+    pub fn accept_duration(&mut self, workflow: &str) -> Vec<Fingerprint> {
+        let Some(st) = self.states.get_mut(workflow) else {
+            return Vec::new();
+        };
+        st.duration.accept();
+        st.cusum.accept();
+        st.change = None;
+        let mut cleared = Vec::new();
+        for kind in [AlertKind::DurationOutlier, AlertKind::DurationShift] {
+            let fp = Fingerprint::scoped(workflow, self.branch.as_deref().unwrap_or(""), kind);
+            if self.active.remove(&fp).is_some() {
+                cleared.push(fp);
+            }
+        }
+        cleared
     }
 
     /// The rules in force.
@@ -133,6 +238,13 @@ impl Monitor {
     /// Alerts raised and not yet recovered, by fingerprint.
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()
+    }
+
+    /// Every problem that fired over the observed history, by fingerprint: the open ones and
+    /// those that recovered, with how often each fired and recovered. Memory is bounded by
+    /// workflows × alert kinds.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.values()
     }
 
     /// Observes one run. Runs that are not completed are ignored (observe them again once
@@ -152,6 +264,7 @@ impl Monitor {
         };
         let facts = RunFacts::from_run(run, &self.rules.default_branch);
         let cap = self.rules.window as usize;
+        let branch = self.branch.as_deref().unwrap_or("");
         st.seen += 1;
 
         // KPI window.
@@ -177,7 +290,7 @@ impl Monitor {
             if sig == Signal::Quiet {
                 return;
             }
-            let fp = Fingerprint::of(&key, kind);
+            let fp = Fingerprint::scoped(&key, branch, kind);
             match sig {
                 Signal::Fire {
                     score,
@@ -223,7 +336,32 @@ impl Monitor {
             if st.th.change_point
                 && let Some((m, s)) = st.duration.last_baseline()
             {
+                let idle = st.cusum.sum() <= 0.0;
                 let sig = st.cusum.observe(x, m, s);
+                if matches!(sig, Signal::Fire { .. }) {
+                    st.change = st.excursion.take().or_else(|| {
+                        Some(ChangeStart {
+                            before_run: st.last_run.0,
+                            before_sha: st.last_run.1.clone(),
+                            after_run: run.id.0,
+                            after_sha: run.head_sha.clone(),
+                            after_url: run.html_url.clone(),
+                        })
+                    });
+                } else if st.cusum.sum() <= 0.0 {
+                    st.excursion = None;
+                } else if idle {
+                    st.excursion = Some(ChangeStart {
+                        before_run: st.last_run.0,
+                        before_sha: st.last_run.1.clone(),
+                        after_run: run.id.0,
+                        after_sha: run.head_sha.clone(),
+                        after_url: run.html_url.clone(),
+                    });
+                }
+                if sig == Signal::Recover {
+                    st.change = None;
+                }
                 emit(AlertKind::DurationShift, sig, "duration_ms", x, &link);
             }
             if let Some(max) = st.th.max_duration_ms {
@@ -303,10 +441,24 @@ impl Monitor {
             );
         }
 
+        if st.last_run.1 != run.head_sha || st.last_run.0 != run.id.0 {
+            st.last_run = (run.id.0, run.head_sha.clone());
+        }
         for a in &obs.alerts {
             self.active.insert(a.fingerprint.clone(), a.clone());
+            match self.problems.get_mut(&a.fingerprint) {
+                Some(p) => p.fire(a),
+                None => {
+                    self.problems.insert(a.fingerprint.clone(), Problem::new(a));
+                }
+            }
         }
         obs.recovered.retain(|fp| self.active.remove(fp).is_some());
+        for fp in &obs.recovered {
+            if let Some(p) = self.problems.get_mut(fp) {
+                p.recover(facts.completed_at);
+            }
+        }
         obs
     }
 

@@ -192,6 +192,31 @@ impl GitHubIssueSink {
             .map(|_| ())
     }
 
+    /// Posts `text` on `number` unless a comment already carries its hidden note marker.
+    async fn comment_once(&self, number: u64, text: &str) -> Result<bool> {
+        if let Some(mark) = note_of(text) {
+            let mut uri = format!("{}/{number}/comments?per_page=100", self.issues_path());
+            for _ in 0..30 {
+                let a = self.client.get(&uri).await?;
+                let items: Vec<serde_json::Value> = serde_json::from_str(&a.body)
+                    .map_err(|e| crate::Error::parse("list issue comments response", e))?;
+                if items.iter().any(|c| {
+                    c.get("body")
+                        .and_then(|b| b.as_str())
+                        .is_some_and(|b| b.contains(mark))
+                }) {
+                    return Ok(false);
+                }
+                match a.next_link() {
+                    Some(next) => uri = next,
+                    None => break,
+                }
+            }
+        }
+        self.comment(number, text.to_owned()).await?;
+        Ok(true)
+    }
+
     async fn close_duplicates(&self, keep: u64, all: &[u64]) -> Result<()> {
         for &n in all.iter().filter(|n| **n != keep) {
             self.comment(
@@ -205,6 +230,13 @@ impl GitHubIssueSink {
         }
         Ok(())
     }
+}
+
+/// The hidden note marker in a comment's text, if any.
+fn note_of(text: &str) -> Option<&str> {
+    let start = text.find("<!-- flow-telemetry:note=")?;
+    let end = text[start..].find("-->")? + start + 3;
+    Some(&text[start..end])
 }
 
 /// The issue body for `alert`, with its marker.
@@ -307,6 +339,53 @@ impl IssueSink for GitHubIssueSink {
             self.comment(keep, recurrence_comment(alert, notes)).await?;
             Ok(IssueAction::Commented { number: keep })
         }
+    }
+
+    async fn open(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        let open = self.find_open(&alert.fingerprint).await?;
+        if let Some(&keep) = open.first() {
+            // Opened by an earlier attempt that did not live to record it: adopt it.
+            self.close_duplicates(keep, &open).await?;
+            return Ok(IssueAction::Opened { number: keep });
+        }
+        self.ensure_labels().await?;
+        let created = self
+            .client
+            .write(
+                "POST",
+                &self.issues_path(),
+                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
+            )
+            .await?;
+        let number = serde_json::from_str::<serde_json::Value>(&created)
+            .ok()
+            .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))?;
+        Ok(IssueAction::Opened { number })
+    }
+
+    async fn comment(
+        &self,
+        _fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        if self.comment_once(number, text).await? {
+            Ok(IssueAction::Commented { number })
+        } else {
+            Ok(IssueAction::Nothing)
+        }
+    }
+
+    async fn close(
+        &self,
+        _fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        self.comment_once(number, text).await?;
+        self.close(number, "completed").await?;
+        Ok(IssueAction::Closed { number })
     }
 
     async fn resolve(&self, fingerprint: &Fingerprint) -> Result<IssueAction> {

@@ -77,6 +77,46 @@ pub trait IssueSink: Send + Sync {
     /// # Errors
     /// Transport or HTTP failures of the underlying tracker.
     async fn resolve(&self, fingerprint: &Fingerprint) -> Result<IssueAction>;
+
+    /// Opens an issue for `alert` with `notes`, unless one for its fingerprint is open already:
+    /// then that one is adopted and nothing is posted (so a redo after a crash posts nothing
+    /// twice). The default raises with notes.
+    ///
+    /// # Errors
+    /// Transport or HTTP failures of the underlying tracker.
+    async fn open(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        self.raise_with_notes(alert, notes).await
+    }
+
+    /// Comments `text` on issue `number` of `fingerprint`, unless a comment carrying the same
+    /// hidden marker is there already. The default does nothing.
+    ///
+    /// # Errors
+    /// Transport or HTTP failures of the underlying tracker.
+    async fn comment(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        let _ = (fingerprint, text);
+        Ok(IssueAction::Commented { number })
+    }
+
+    /// Comments `text` on issue `number` (as [`IssueSink::comment`]) and closes it. The default
+    /// resolves `fingerprint`.
+    ///
+    /// # Errors
+    /// Transport or HTTP failures of the underlying tracker.
+    async fn close(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        let _ = (number, text);
+        self.resolve(fingerprint).await
+    }
 }
 
 /// Writes what it would do, one line per call, and does nothing else.
@@ -141,6 +181,38 @@ impl IssueSink for DryRunSink {
             "dry-run: would close the open issue for {fingerprint}, if any"
         )))
     }
+
+    async fn open(&self, alert: &Alert, notes: &str) -> Result<IssueAction> {
+        self.raise_with_notes(alert, notes).await
+    }
+
+    async fn comment(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        Ok(self.say(format!(
+            "dry-run: would comment on #{number} ({fingerprint}): {}",
+            first_line(text)
+        )))
+    }
+
+    async fn close(
+        &self,
+        fingerprint: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> Result<IssueAction> {
+        Ok(self.say(format!(
+            "dry-run: would close #{number} ({fingerprint}): {}",
+            first_line(text)
+        )))
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
 }
 
 /// Sends what an observation changed to `sink`: recoveries first, then new alerts.

@@ -19,6 +19,8 @@ pub enum Event {
         action: String,
         /// The run.
         run: Box<Run>,
+        /// `repository.default_branch`, when the payload has it.
+        default_branch: Option<String>,
     },
     /// A `workflow_job` event.
     WorkflowJob {
@@ -26,6 +28,8 @@ pub enum Event {
         action: String,
         /// The job.
         job: Box<Job>,
+        /// `repository.default_branch`, when the payload has it.
+        default_branch: Option<String>,
     },
 }
 
@@ -37,6 +41,14 @@ struct Payload {
     workflow_run: Option<Run>,
     #[serde(default)]
     workflow_job: Option<Job>,
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    #[serde(default)]
+    default_branch: Option<String>,
 }
 
 /// Parses a `workflow_run` or `workflow_job` payload.
@@ -47,14 +59,17 @@ struct Payload {
 pub fn parse_event(text: &str) -> Result<Event> {
     let p: Payload = serde_json::from_str(text).map_err(|e| Error::parse("event payload", e))?;
     let action = p.action.unwrap_or_default();
+    let default_branch = p.repository.and_then(|r| r.default_branch);
     match (p.workflow_run, p.workflow_job) {
         (Some(run), _) => Ok(Event::WorkflowRun {
             action,
             run: Box::new(run),
+            default_branch,
         }),
         (None, Some(job)) => Ok(Event::WorkflowJob {
             action,
             job: Box::new(job),
+            default_branch,
         }),
         (None, None) => Err(Error::parse(
             "event payload",

@@ -20,6 +20,12 @@ struct RunsBody {
 }
 
 #[derive(Deserialize)]
+struct WorkflowsBody {
+    #[serde(default)]
+    workflows: Vec<super::WorkflowRef>,
+}
+
+#[derive(Deserialize)]
 struct JobsBody {
     #[serde(default)]
     jobs: Vec<Job>,
@@ -190,6 +196,26 @@ impl RunSource for GitHubSource {
 
     fn list_etag(&self, query: &RunQuery) -> Option<String> {
         self.client.etag_of(&self.runs_uri(query))
+    }
+
+    async fn workflows(&self) -> Result<Vec<super::WorkflowRef>> {
+        let mut uri = format!("{}/actions/workflows?per_page=100", self.client.repo_path());
+        let mut all = Vec::new();
+        for _ in 0..20 {
+            let a = self.client.get(&uri).await?;
+            let body: WorkflowsBody = serde_json::from_str(&a.body)
+                .map_err(|e| Error::parse("list repository workflows response", e))?;
+            all.extend(body.workflows);
+            match a.next_link() {
+                Some(next) => uri = next,
+                None => break,
+            }
+        }
+        Ok(all)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        GitHubSource::run(self, id).await.map(Some)
     }
 
     fn seed_list_etag(&self, query: &RunQuery, etag: &str) {

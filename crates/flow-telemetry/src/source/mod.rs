@@ -4,15 +4,41 @@
 //!   conditional requests;
 //! - [`event::EventSource`]: one `workflow_run` / `workflow_job` payload at `GITHUB_EVENT_PATH`;
 //! - [`file::FileSource`]: `gh run list --json` output, REST pages or NDJSON.
+//!
+//! [`evidence::EvidenceSource`] is the seam for what explains a failure (annotations, log
+//! tails, commits), implemented by the same GitHub source.
 
 pub mod event;
+pub mod evidence;
 pub mod file;
 pub mod github;
 pub mod stream;
 pub mod sync;
 
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
 use crate::error::Result;
 use crate::model::{Job, Run, RunId};
+
+/// A workflow as the workflows list names it (remembered once resolved).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    /// Numeric id.
+    pub id: u64,
+    /// Display name (`CI`, `Build / Test`).
+    pub name: String,
+    /// File path (`.github/workflows/ci.yml`).
+    pub path: String,
+}
+
+impl WorkflowRef {
+    /// The file name of [`WorkflowRef::path`] (`ci.yml`).
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
 
 /// Which runs to list. Mirrors the query parameters of GitHub's "list workflow runs".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +172,50 @@ pub trait RunSource: Send + Sync {
     /// process: when nothing changed, the answer is a [`RunPage`] with `not_modified` set and
     /// no runs. The default does nothing.
     fn seed_list_etag(&self, _query: &RunQuery, _etag: &str) {}
+
+    /// The repository's workflows, to resolve a display name to an id. Empty (the default)
+    /// for sources that cannot list them; they match runs by name themselves.
+    ///
+    /// # Errors
+    /// Transport, HTTP or parse failures of the underlying source.
+    async fn workflows(&self) -> Result<Vec<WorkflowRef>> {
+        Ok(Vec::new())
+    }
+
+    /// One run by id, `None` (the default) for sources that cannot fetch one.
+    ///
+    /// # Errors
+    /// Transport, HTTP or parse failures of the underlying source.
+    async fn run(&self, _id: RunId) -> Result<Option<Run>> {
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: RunSource + ?Sized> RunSource for Arc<T> {
+    async fn runs(&self, query: &RunQuery) -> Result<RunPage> {
+        (**self).runs(query).await
+    }
+
+    async fn jobs(&self, run: RunId) -> Result<Vec<Job>> {
+        (**self).jobs(run).await
+    }
+
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        (**self).list_etag(query)
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        (**self).seed_list_etag(query, etag);
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowRef>> {
+        (**self).workflows().await
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        (**self).run(id).await
+    }
 }
 
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).

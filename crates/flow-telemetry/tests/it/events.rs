@@ -18,13 +18,13 @@ fn every_webhook_payload_parses() {
             continue;
         }
         match parse_event(&fixture(&name)).unwrap() {
-            Event::WorkflowRun { action, run } => {
+            Event::WorkflowRun { action, run, .. } => {
                 runs += 1;
                 assert!(name.contains(&action), "{name}: action {action}");
                 // Some real payloads have an empty name; the grouping key never is.
                 assert!(run.id.0 > 0 && !run.workflow_key().is_empty(), "{name}");
             }
-            Event::WorkflowJob { action, job } => {
+            Event::WorkflowJob { action, job, .. } => {
                 jobs += 1;
                 assert!(name.contains(&action), "{name}: action {action}");
                 assert!(job.run_id.0 > 0, "{name}");

@@ -248,6 +248,16 @@ impl Respond for Issues {
                 );
                 ResponseTemplate::new(201).set_body_json(&st.issues[n - 1])
             }
+            ("GET", ["issues", n, "comments"]) => {
+                let n: u64 = n.parse().unwrap();
+                let items: Vec<Value> = st
+                    .comments
+                    .iter()
+                    .filter(|(i, _)| *i == n)
+                    .map(|(_, b)| json!({"body": b}))
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(items)
+            }
             ("POST", ["issues", n, "comments"]) => {
                 let n: u64 = n.parse().unwrap();
                 st.comments

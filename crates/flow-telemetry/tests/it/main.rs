@@ -7,15 +7,22 @@
 )]
 
 mod events;
+mod evidence;
 mod fake_github;
 mod github_source;
+mod history;
 mod ingest;
 mod issue_sink;
 mod kpi_props;
 mod quality;
+/// The Redis test harness of flow-cache (starts its own `redis-server`), shared by path.
+#[path = "../../../flow-cache/tests/it/redis_server.rs"]
+#[allow(unreachable_pub, dead_code)]
+mod redis_server;
 mod reports;
 mod rules;
 mod sample;
+mod session;
 mod watch;
 
 /// Reads a fixture from `tests/fixtures`.
