@@ -77,6 +77,26 @@ pub enum Command {
     /// came from: default, configuration file and key, environment variable, flag or input.
     /// Secrets show as `[redacted]`.
     Config(ConfigArgs),
+    /// Work with whole-history summaries (the `history` of `flow monitor --json`).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+/// `flow report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge whole-history summaries of many repositories or shards into one (an organisation
+    /// roll-up): counts and rates exact, percentiles within the sketches' 1 % bound.
+    Merge(MergeArgs),
+}
+
+/// `flow report merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Summaries to merge: `flow monitor --json` outputs or `history` JSON (`flow report merge
+    /// --json` output), in any mix.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 impl Command {
@@ -91,6 +111,7 @@ impl Command {
             Self::Publish(PublishCommand::Manifest(_)) => "publish manifest",
             Self::Publish(PublishCommand::Release(_)) => "publish release",
             Self::Config(_) => "config",
+            Self::Report(ReportCommand::Merge(_)) => "report merge",
         }
     }
 }
@@ -326,10 +347,21 @@ pub struct MonitorArgs {
     /// Only runs on this branch.
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// How many recent runs to read at most, in pages of 100 (FLOW_MAX_PAGES × 100; default
-    /// 1000).
+    /// How many recent runs to read from the GitHub API at most, in pages of 100
+    /// (FLOW_MAX_PAGES × 100; default 1000). --from-file always reads the whole file.
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u32>,
+    /// Only runs created at or after this time: RFC 3339 or YYYY-MM-DD.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only runs created before this time: RFC 3339, or YYYY-MM-DD for the end of that day.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// With --from-file: count and skip malformed records (reported with their position)
+    /// instead of failing on the first one.
+    #[arg(long)]
+    #[schemars(default)]
+    pub skip_invalid: bool,
     /// Telemetry rules file, TOML or YAML (FLOW_RULES); the configuration file's or the
     /// built-in rules otherwise.
     #[arg(long, value_name = "PATH")]

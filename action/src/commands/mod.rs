@@ -5,8 +5,9 @@ mod delegate;
 mod llm;
 mod monitor;
 mod publish;
+mod report;
 
-use crate::cli::{Command, PublishCommand};
+use crate::cli::{Command, PublishCommand, ReportCommand};
 use crate::report::Outcome;
 use crate::settings::Ctx;
 
@@ -25,5 +26,6 @@ pub fn run(command: Command, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Command::ReviewIssue(args) => delegate::review_issue(&args, ctx),
         Command::Publish(PublishCommand::Release(args)) => publish::release(&args, ctx),
         Command::Config(args) => config::config(&args, ctx),
+        Command::Report(ReportCommand::Merge(args)) => report::merge(&args),
     }
 }

@@ -9,11 +9,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use flow_orchestrator::MonitorOptions;
 use flow_orchestrator::{AlertOutcome, MonitorReport};
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
-use flow_telemetry::source::file::FileSource;
+use flow_telemetry::history::History;
+use flow_telemetry::model::ts;
+use flow_telemetry::source::file::{FileSource, IngestOptions, ingest_path};
 use flow_telemetry::source::github::GitHubSource;
+use flow_telemetry::source::stream::ReadOptions;
 use flow_telemetry::{DryRunSink, RunSource, Severity};
+use flow_telemetry::{Job, RunId, RunPage, RunQuery};
 use serde::Serialize;
 
 use super::llm;
@@ -43,7 +48,18 @@ impl std::fmt::Display for Origin {
 }
 
 pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let settings = ctx.settings()?;
+    let mut settings = ctx.settings()?;
+    // Per-invocation options, not settings: the time window of this read.
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| time_arg("--since", t, false))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| time_arg("--until", t, true))
+        .transpose()?;
     let config = &settings.config;
     if args.open_issues {
         anyhow::ensure!(
@@ -56,13 +72,61 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         );
     }
 
+    // --from-file: the whole file in one streaming pass, before anything else; the detectors
+    // then replay the newest runs of each workflow.
+    let mut ingested = None;
+    if let Some(path) = &args.from_file {
+        let t = &config.telemetry;
+        let mut query = RunQuery::new();
+        if let Some(w) = &t.workflow {
+            query = query.with_workflow(w.clone());
+        }
+        if let Some(b) = &t.branch {
+            query = query.with_branch(b.clone());
+        }
+        let opts = IngestOptions {
+            query,
+            since,
+            until,
+            read: ReadOptions::default().skip_invalid(args.skip_invalid),
+            ..IngestOptions::default()
+        };
+        let got = ingest_path(path, &opts)
+            .with_context(|| format!("reading runs from {}", path.display()))?;
+        let kept = u32::try_from(got.source.all().len()).unwrap_or(u32::MAX);
+        settings.config.telemetry.max_pages = kept.div_ceil(100).saturating_add(1);
+        ingested = Some(got);
+    }
+
     let rt = llm::runtime()?;
     let _guard = rt.enter();
+    let config = &settings.config;
     let mut builder = llm::builder(&settings)?;
-    let (source, origin): (Arc<dyn RunSource>, Origin) = if let Some(path) = &args.from_file {
-        let source = FileSource::from_path(path)
-            .with_context(|| format!("reading runs from {}", path.display()))?;
-        (Arc::new(source), Origin::File(path.display().to_string()))
+    if since.is_some() || until.is_some() {
+        let t = &config.telemetry;
+        let mut query = RunQuery::new();
+        if let Some(w) = &t.workflow {
+            query = query.with_workflow(w.clone());
+        }
+        if let Some(b) = &t.branch {
+            query = query.with_branch(b.clone());
+        }
+        if args.from_file.is_none() {
+            query = query.with_created(created_range(since, until));
+        }
+        builder = builder.with_monitor_options(MonitorOptions {
+            query,
+            max_pages: t.max_pages,
+            triage: t.triage.unwrap_or_else(|| config.llm.is_explicit()),
+            close_on_recovery: t.close_on_recovery,
+        });
+    }
+    let (source, origin): (Arc<dyn RunSource>, Origin) = if let Some(got) = &ingested {
+        let path = args.from_file.as_deref().map(|p| p.display().to_string());
+        (
+            Arc::new(got.source.clone()),
+            Origin::File(path.unwrap_or_default()),
+        )
     } else if let Some(repo) = &config.telemetry.repository {
         let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
         if let Some(api) = &config.github.api_url {
@@ -82,6 +146,13 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     } else {
         Progress::stderr()
     });
+    // Whole-history KPIs: from the file pass, or of every run the source hands over.
+    let tap = Arc::new(HistoryTap::new(source, since, until));
+    let source: Arc<dyn RunSource> = if ingested.is_some() {
+        tap.inner.clone()
+    } else {
+        tap.clone()
+    };
     builder = builder.with_run_source(Arc::new(ProgressSource::new(source, progress.clone())));
     if !args.open_issues {
         builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
@@ -89,7 +160,130 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     let orchestrator = builder.build()?;
     let report = rt.block_on(orchestrator.monitor())?;
     progress.finish();
-    outcome(args, &origin, &report)
+    let mut out = outcome(args, &origin, &report)?;
+    let history = match &ingested {
+        Some(got) => got.history.clone(),
+        None => tap.history(),
+    };
+    let mut text = format!("\nWhole history: {} runs", history.runs());
+    if let Some(got) = &ingested {
+        let _ = write!(
+            text,
+            " of {} read ({:.1} MB)",
+            got.stats.runs,
+            got.stats.bytes as f64 / 1e6
+        );
+        if got.filtered_out > 0 {
+            let _ = write!(text, ", {} filtered out", got.filtered_out);
+        }
+        if got.duplicates > 0 {
+            let _ = write!(text, ", {} repeated runs counted once", got.duplicates);
+        }
+        if got.stats.invalid > 0 {
+            let _ = write!(text, ", {} malformed records skipped", got.stats.invalid);
+            out.annotations.push(Annotation::new(
+                Level::Warning,
+                format!(
+                    "{} malformed records skipped, first: {}",
+                    got.stats.invalid,
+                    got.stats.invalid_examples.join("; ")
+                ),
+            ));
+        }
+        out.json["ingest"] = serde_json::json!({
+            "runs_read": got.stats.runs,
+            "bytes": got.stats.bytes,
+            "invalid": got.stats.invalid,
+            "invalid_examples": got.stats.invalid_examples,
+            "filtered_out": got.filtered_out,
+            "duplicates": got.duplicates,
+            "kept_for_detection": got.source.all().len(),
+        });
+    }
+    text.push_str(":\n");
+    text.push_str(&super::report::history_table(&history));
+    if args.format == ReportFormat::Text {
+        out.text.push_str(&text);
+    }
+    out.json["history"] = serde_json::to_value(&history)?;
+    Ok(out)
+}
+
+/// `--since` / `--until`: RFC 3339, or a date (its start; with `end_of_day`, the next day's).
+fn time_arg(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
+    if let Some(ms) = ts::parse_rfc3339_ms(value) {
+        return Ok(ms);
+    }
+    let day = (value.len() == 10)
+        .then(|| ts::parse_rfc3339_ms(&format!("{value}T00:00:00Z")))
+        .flatten()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{flag} `{value}`: expected RFC 3339 (2024-01-31T12:00:00Z) or YYYY-MM-DD"
+            )
+        })?;
+    Ok(if end_of_day { day + 86_400_000 } else { day })
+}
+
+/// GitHub's `created` filter for `[since, until)`.
+fn created_range(since: Option<i64>, until: Option<i64>) -> String {
+    let until_incl = until.map(|u| ts::format_ms(u - 1000));
+    match (since.map(ts::format_ms), until_incl) {
+        (Some(s), Some(u)) => format!("{s}..{u}"),
+        (Some(s), None) => format!(">={s}"),
+        (None, Some(u)) => format!("<={u}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Folds every run its source hands over into whole-history KPIs.
+struct HistoryTap {
+    inner: Arc<dyn RunSource>,
+    since: Option<i64>,
+    until: Option<i64>,
+    history: std::sync::Mutex<History>,
+}
+
+impl std::fmt::Debug for HistoryTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryTap").finish_non_exhaustive()
+    }
+}
+
+impl HistoryTap {
+    fn new(inner: Arc<dyn RunSource>, since: Option<i64>, until: Option<i64>) -> Self {
+        Self {
+            inner,
+            since,
+            until,
+            history: std::sync::Mutex::new(History::new()),
+        }
+    }
+
+    fn history(&self) -> History {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl RunSource for HistoryTap {
+    async fn runs(&self, query: &RunQuery) -> flow_telemetry::Result<RunPage> {
+        let mut page = self.inner.runs(query).await?;
+        page.runs.retain(|r| match (self.since, self.until) {
+            (None, None) => true,
+            (since, until) => r
+                .created_at
+                .is_some_and(|t| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)),
+        });
+        if let Ok(mut h) = self.history.lock() {
+            page.runs.iter().for_each(|r| h.add(r));
+        }
+        Ok(page)
+    }
+
+    async fn jobs(&self, run: RunId) -> flow_telemetry::Result<Vec<Job>> {
+        self.inner.jobs(run).await
+    }
 }
 
 fn pct(x: f64) -> String {

@@ -170,6 +170,52 @@ async fn a_repository_through_the_github_rest_api() {
     server.verify().await;
 }
 
+/// `--since` / `--until` with a repository become GitHub's `created` filter; the whole-history
+/// KPIs cover the runs read.
+#[tokio::test(flavor = "multi_thread")]
+async fn since_and_until_filter_the_api_listing() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+        .lines()
+        .take(40)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/app/actions/runs"))
+        .and(query_param(
+            "created",
+            "2024-01-01T00:00:00Z..2024-01-31T23:59:59Z",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "total_count": runs.len(),
+            "workflow_runs": runs,
+        })))
+        .expect(1..)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        flow()
+            .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
+            .args(["--since", "2024-01-01", "--until", "2024-01-31"])
+            .env("GITHUB_TOKEN", "ghs_t")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["history"]["schema"], "flow-telemetry/history/1");
+    server.verify().await;
+}
+
 #[test]
 fn open_issues_needs_a_repository() {
     let out = flow()
@@ -213,4 +259,175 @@ fn a_run_limit_that_cuts_the_history_is_warned_and_flagged() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["runs"], 300);
     assert!(v.get("truncated").is_none(), "{v}");
+}
+
+/// A generated NDJSON export of `runs` runs.
+fn big_export(dir: &std::path::Path, runs: usize) -> std::path::PathBuf {
+    use flow_telemetry::generator::{GeneratorConfig, generate};
+    let history = generate(&GeneratorConfig {
+        seed: 5,
+        runs,
+        ..GeneratorConfig::default()
+    });
+    let file = dir.join("runs.ndjson");
+    std::fs::write(
+        &file,
+        flow_telemetry::source::file::to_ndjson(&history.runs).unwrap(),
+    )
+    .unwrap();
+    file
+}
+
+fn monitor_json(args: &[&str]) -> serde_json::Value {
+    let out = flow()
+        .arg("monitor")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An export larger than the API's default read (1,000 runs): `--from-file` reads all of it,
+/// whatever `--max-runs` says, and reports whole-history KPIs beside the windowed ones.
+#[test]
+fn from_file_reads_the_whole_file_with_whole_history_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_export(dir.path(), 2_500);
+    let path = file.to_str().unwrap();
+    let v = monitor_json(&["--from-file", path, "--max-runs", "100"]);
+    assert_eq!(v["ingest"]["runs_read"], 2_500);
+    assert_eq!(v["history"]["runs"], 2_500);
+    assert_eq!(v["history"]["schema"], "flow-telemetry/history/1");
+    let by_name = |name: &str| {
+        v["history"]["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workflow"] == name)
+            .cloned()
+            .unwrap()
+    };
+    // The windowed figures stay the rules' window (500); the whole history counts every run.
+    let ci_window = v["telemetry"]["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workflow"] == "CI")
+        .unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(ci_window, 500);
+    assert!(by_name("CI")["count"].as_u64().unwrap() > 1_000);
+    assert!(by_name("CI")["duration_ms"]["p95"].as_i64().unwrap() > 0);
+
+    // Text mode shows the whole-history table.
+    let out = flow()
+        .args(["monitor", "--from-file", path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Whole history: 2500 runs of 2500 read"),
+        "{text}"
+    );
+    assert!(text.contains("percentiles within 1%"), "{text}");
+}
+
+#[test]
+fn since_until_and_merged_shards_equal_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_export(dir.path(), 1_200);
+    let path = file.to_str().unwrap();
+    let whole = monitor_json(&["--from-file", path]);
+    // The generator starts on 2026-01-01 with a run every 4 minutes on average: ~3.3 days.
+    let a = monitor_json(&["--from-file", path, "--until", "2026-01-01"]);
+    let b = monitor_json(&["--from-file", path, "--since", "2026-01-02T00:00:00Z"]);
+    let (na, nb) = (
+        a["history"]["runs"].as_u64().unwrap(),
+        b["history"]["runs"].as_u64().unwrap(),
+    );
+    assert!(na > 100 && nb > 100, "{na} {nb}");
+    assert_eq!(na + nb, 1_200);
+    assert_eq!(a["ingest"]["filtered_out"], nb);
+    for (name, v) in [("a.json", &a), ("b.json", &b)] {
+        std::fs::write(dir.path().join(name), v.to_string()).unwrap();
+    }
+    let out = flow()
+        .current_dir(dir.path())
+        .args(["report", "merge", "a.json", "b.json", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(merged["runs"], 1_200);
+    assert_eq!(merged["sources"], 2);
+    for (m, w) in merged["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(whole["history"]["workflows"].as_array().unwrap())
+    {
+        for k in [
+            "workflow",
+            "count",
+            "success",
+            "failure",
+            "reruns",
+            "success_rate",
+        ] {
+            assert_eq!(m[k], w[k], "{k}");
+        }
+        assert_eq!(m["duration_ms"]["n"], w["duration_ms"]["n"]);
+        assert_eq!(m["duration_ms"]["max"], w["duration_ms"]["max"]);
+        let (x, y) = (
+            m["duration_ms"]["p90"].as_f64().unwrap(),
+            w["duration_ms"]["p90"].as_f64().unwrap(),
+        );
+        assert!((x - y).abs() <= 0.01 * y + 0.5, "{x} {y}");
+    }
+    // A bad time or a bad summary is named.
+    let out = flow()
+        .args(["monitor", "--from-file", path, "--since", "last week"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since `last week`"));
+    let out = flow().args(["report", "merge", path]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs.ndjson"));
+}
+
+#[test]
+fn malformed_records_fail_with_their_position_or_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("runs.json");
+    std::fs::write(
+        &file,
+        "{\"total_count\":3,\"workflow_runs\":[{\"id\":1,\"status\":\"completed\"},\n{\"id\":\"two\"},\n{\"id\":3}]}",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = flow()
+        .args(["monitor", "--from-file", path])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("page 1, run 1 of `workflow_runs` (line 2): invalid type"),
+        "{stderr}"
+    );
+    let v = monitor_json(&["--from-file", path, "--skip-invalid"]);
+    assert_eq!(v["ingest"]["invalid"], 1);
+    assert_eq!(v["history"]["runs"], 2);
+    assert_eq!(v["history"]["invalid"], 1);
 }

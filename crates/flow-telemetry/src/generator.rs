@@ -545,8 +545,95 @@ pub fn generate(cfg: &GeneratorConfig) -> History {
     History { runs, anomalies }
 }
 
+/// GitHub's official example of a `GET /actions/runs` page (MIT licence, see
+/// `tests/fixtures/LICENSE`): the template of [`write_rest_pages`].
+const REST_PAGE_EXAMPLE: &str = include_str!("../tests/fixtures/workflow-run-paginated.json");
+
+/// Writes `runs` as `GET /actions/runs` pages of `per_page` runs, newest first, in a JSON array
+/// (what `gh api --paginate --slurp` saves). Each run is a full REST object of GitHub's real
+/// shape — every field of the official example, with `repository`, `head_repository`, `actor`,
+/// `triggering_actor` and `head_commit` — about 11.7 KB compact, the run's own fields filled in.
+///
+/// # Errors
+/// When writing fails.
+pub fn write_rest_pages(
+    runs: &[Run],
+    per_page: usize,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    use crate::model::ts::format_ms;
+    use serde_json::{Value, json};
+    let page: Value = serde_json::from_str(REST_PAGE_EXAMPLE)?;
+    let template = page
+        .get("workflow_runs")
+        .and_then(|r| r.get(0))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let per_page = per_page.clamp(1, 100);
+    let total = runs.len();
+    out.write_all(b"[")?;
+    for (p, chunk) in runs.rchunks(per_page).enumerate() {
+        if p > 0 {
+            out.write_all(b",\n")?;
+        }
+        write!(out, "{{\"total_count\":{total},\"workflow_runs\":[")?;
+        for (i, r) in chunk.iter().rev().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            let mut v = template.clone();
+            if let Some(o) = v.as_object_mut() {
+                let t = |ms: Option<i64>| ms.map_or(Value::Null, |ms| Value::String(format_ms(ms)));
+                let url = format!(
+                    "https://api.github.com/repos/octo-org/octo-repo/actions/runs/{}",
+                    r.id
+                );
+                o.insert("id".into(), json!(r.id.0));
+                o.insert("name".into(), json!(r.name));
+                o.insert(
+                    "display_title".into(),
+                    json!(format!("{} #{}", r.name, r.run_number)),
+                );
+                o.insert("head_branch".into(), json!(r.head_branch));
+                o.insert("head_sha".into(), json!(r.head_sha));
+                o.insert(
+                    "path".into(),
+                    json!(format!(".github/workflows/{}.yml", r.name.to_lowercase())),
+                );
+                o.insert("run_number".into(), json!(r.run_number));
+                o.insert("event".into(), json!(r.event));
+                o.insert("status".into(), json!(r.status.as_str()));
+                o.insert(
+                    "conclusion".into(),
+                    r.conclusion.map_or(Value::Null, |c| json!(c.as_str())),
+                );
+                o.insert("workflow_id".into(), json!(r.workflow_id.0));
+                o.insert("created_at".into(), t(r.created_at));
+                o.insert("updated_at".into(), t(r.updated_at));
+                o.insert("run_started_at".into(), t(r.run_started_at));
+                o.insert("run_attempt".into(), json!(r.run_attempt));
+                o.insert(
+                    "html_url".into(),
+                    json!(format!(
+                        "https://github.com/octo-org/octo-repo/actions/runs/{}",
+                        r.id
+                    )),
+                );
+                o.insert("jobs_url".into(), json!(format!("{url}/jobs")));
+                o.insert("logs_url".into(), json!(format!("{url}/logs")));
+                o.insert("url".into(), json!(url));
+            }
+            serde_json::to_writer(&mut out, &v)?;
+        }
+        out.write_all(b"]}")?;
+    }
+    out.write_all(b"]\n")?;
+    out.flush()
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -561,5 +648,34 @@ mod tests {
         assert!(!a.anomalies.is_empty());
         let other = generate(&GeneratorConfig { seed: 7, ..cfg });
         assert_ne!(a.runs, other.runs);
+    }
+
+    #[test]
+    fn rest_pages_are_full_objects_that_read_back() {
+        let h = generate(&GeneratorConfig {
+            runs: 250,
+            ..GeneratorConfig::default()
+        });
+        let mut out = Vec::new();
+        write_rest_pages(&h.runs, 100, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.len() / 250 > 11_000,
+            "{} bytes per run",
+            text.len() / 250
+        );
+        let back = crate::source::file::parse_runs(&text).unwrap();
+        assert_eq!(back.len(), 250);
+        for (a, b) in back.iter().rev().zip(&h.runs) {
+            assert_eq!(
+                (a.id, a.conclusion, a.created_at, a.updated_at),
+                (b.id, b.conclusion, b.created_at, b.updated_at)
+            );
+            assert_eq!(
+                (a.duration_ms(), a.queue_ms(), a.outcome()),
+                (b.duration_ms(), b.queue_ms(), b.outcome())
+            );
+            assert_eq!(a.actor.as_deref(), Some("octocat"));
+        }
     }
 }

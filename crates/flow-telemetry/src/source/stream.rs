@@ -312,8 +312,33 @@ impl RunWire<'_> {
 /// # Errors
 /// The reason, as text, when the bytes are not such an object.
 pub fn parse_record(bytes: &[u8]) -> std::result::Result<Run, String> {
-    let wire: RunWire<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    wire.into_run()
+    parse_located(bytes).map_err(|e| e.why)
+}
+
+/// Why a record is not a run, and where in the record (1-based line, column; 0 when unknown).
+#[derive(Debug)]
+struct RecordError {
+    why: String,
+    line: u64,
+    column: u64,
+}
+
+fn parse_located(bytes: &[u8]) -> std::result::Result<Run, RecordError> {
+    let wire: RunWire<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        let (line, column) = (e.line() as u64, e.column() as u64);
+        let full = e.to_string();
+        let suffix = format!(" at line {line} column {column}");
+        RecordError {
+            why: full.strip_suffix(&suffix).unwrap_or(&full).to_owned(),
+            line,
+            column,
+        }
+    })?;
+    wire.into_run().map_err(|why| RecordError {
+        why,
+        line: 0,
+        column: 0,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,10 +738,14 @@ fn parse_units(
     buf: &[u8],
     units: &[Unit],
     threads: usize,
-) -> Vec<std::result::Result<Run, String>> {
+) -> Vec<std::result::Result<Run, RecordError>> {
     let one = |u: &Unit| match u.broken {
-        Some(why) => Err(why.to_string()),
-        None => parse_record(&buf[u.start..u.end]),
+        Some(why) => Err(RecordError {
+            why: why.to_string(),
+            line: 0,
+            column: 0,
+        }),
+        None => parse_located(&buf[u.start..u.end]),
     };
     if threads <= 1 || units.len() < 64 {
         return units.iter().map(one).collect();
@@ -810,10 +839,16 @@ pub fn read_runs<R: Read>(
                     stats.runs += 1;
                     f(run);
                 }
-                Err(why) => {
+                Err(e) => {
                     cursor.1 += count_lines(&buf[cursor.0..u.start]);
                     cursor.0 = u.start;
-                    let at = with_line(u.pos, cursor.1);
+                    // The record's first line is the unit's; past it, serde's column is exact.
+                    let at = with_line(u.pos, cursor.1 + e.line.saturating_sub(1));
+                    let why = if e.line > 1 {
+                        format!("{} (column {})", e.why, e.column)
+                    } else {
+                        e.why
+                    };
                     if !opts.skip_invalid {
                         return Err(Error::parse(at.to_string(), why));
                     }
@@ -898,6 +933,13 @@ mod tests {
                 .contains("expected `,` or `]` after element 1"),
             "{err}"
         );
+        let err = all("[\n{\n  \"id\": 1,\n  \"status\": 5\n}\n]").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("element 0 of the array (line 4): invalid type: integer `5`"),
+            "{err}"
+        );
+        assert!(err.to_string().ends_with("(column 13)"), "{err}");
         let err = all("[{\"id\":1}").unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
     }

@@ -244,3 +244,85 @@ fn malformed_records_are_named_or_skipped() {
         stats.invalid_examples
     );
 }
+
+/// Peak resident memory of this process, from `/proc/self/status` (`None` off Linux).
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+const MEMTEST_CHILD: &str = "FLOW_TELEMETRY_MEMTEST_FILE";
+
+/// Ingest memory does not follow the file: a ~47 MB export of full REST objects is read in a
+/// child process (this test binary again) whose peak RSS must stay far below the file's size.
+#[test]
+fn ingest_memory_is_bounded_on_a_large_file() {
+    use flow_telemetry::generator::{GeneratorConfig, generate, write_rest_pages};
+    use flow_telemetry::source::file::{IngestOptions, ingest_path};
+    if let Ok(path) = std::env::var(MEMTEST_CHILD) {
+        let got = ingest_path(&path, &IngestOptions::default()).unwrap();
+        println!(
+            "MEMTEST runs={} peak_kb={}",
+            got.history.runs(),
+            peak_rss_kb().unwrap_or(0)
+        );
+        return;
+    }
+    if peak_rss_kb().is_none() {
+        println!("no /proc/self/status: memory test skipped");
+        return;
+    }
+    let runs = 4_000;
+    let history = generate(&GeneratorConfig {
+        seed: 3,
+        runs,
+        ..GeneratorConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.json");
+    write_rest_pages(
+        &history.runs,
+        100,
+        std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+    )
+    .unwrap();
+    drop(history);
+    let size_mb = std::fs::metadata(&path).unwrap().len() / 1_000_000;
+    assert!(size_mb >= 45, "{size_mb} MB");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "ingest::ingest_memory_is_bounded_on_a_large_file",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(MEMTEST_CHILD, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split("MEMTEST ").nth(1))
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"));
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(field("runs="), runs as u64);
+    let peak_mb = field("peak_kb=") / 1024;
+    println!("ingest of a {size_mb} MB export: peak RSS {peak_mb} MB");
+    // The process itself (test harness, libraries) is ~10 MB; buffers and the kept runs a few
+    // more. Holding the file, or a Value tree of it, would be 47 to 450 MB.
+    assert!(
+        peak_mb < 35 && peak_mb * 4 < size_mb * 3,
+        "peak {peak_mb} MB for a {size_mb} MB file"
+    );
+}
