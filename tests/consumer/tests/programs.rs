@@ -215,7 +215,9 @@ async fn the_facade_monitor_with_triage() {
         (
             200,
             completion(
-                r#"{"likely_cause":"a failing test since the last merge","suggested_next_step":"Bisect the merges of the day"}"#,
+                // The quote is a line of the evidence (the alert's run links), so it verifies
+                // on the first ask: one request per alert.
+                r#"{"category":"test","confidence":"medium","likely_cause":"a failing test since the last merge","evidence_quote":"https://github.com/octo-org/octo-repo/actions/runs/","suggested_next_step":"Bisect the merges of the day"}"#,
             ),
         )
     })
@@ -247,6 +249,7 @@ async fn the_facade_monitor_with_triage() {
     for a in &report.alerts {
         let triage = a.triage.as_ref().expect("triaged");
         assert_eq!(triage.likely_cause, "a failing test since the last merge");
+        assert!(triage.verified, "the quote is in the evidence");
         assert!(a.issue.is_some(), "the dry-run sink answered");
     }
     assert_eq!(requests.load(Ordering::SeqCst), report.alerts.len());
