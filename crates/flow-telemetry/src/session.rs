@@ -140,8 +140,10 @@ pub struct SessionReport {
     pub branch: Option<String>,
     /// Alerts that started (one per detector).
     pub alerts: Vec<Alert>,
-    /// Detector fingerprints that recovered.
-    pub recovered: Vec<Fingerprint>,
+    /// Detector fingerprints that recovered, with the alert they had raised.
+    pub recovered: Vec<(Fingerprint, Option<Alert>)>,
+    /// The issue ledger after this invocation.
+    pub ledger: crate::lifecycle::Ledger,
     /// The writes made or attempted, in order.
     pub writes: Vec<Write>,
     /// GitHub writes made (an open or comment is 1, a close 2).
@@ -395,6 +397,10 @@ impl Session {
         let mut alerts = Vec::new();
         let mut recovered = Vec::new();
         let mut touched = BTreeSet::new();
+        let mut known: std::collections::BTreeMap<Fingerprint, Alert> = monitor
+            .active_alerts()
+            .map(|a| (a.fingerprint.clone(), a.clone()))
+            .collect();
         for run in &runs {
             let key = run.workflow_key().into_owned();
             let n = state.run_numbers.entry(key.clone()).or_insert(0);
@@ -402,8 +408,15 @@ impl Session {
             touched.insert(key);
             let obs = monitor.observe(run);
             state.ledger.apply(run, &obs, &mut monitor, opts, now);
+            for a in &obs.alerts {
+                known.insert(a.fingerprint.clone(), a.clone());
+            }
+            recovered.extend(
+                obs.recovered
+                    .iter()
+                    .map(|fp| (fp.clone(), known.get(fp).cloned())),
+            );
             alerts.extend(obs.alerts);
-            recovered.extend(obs.recovered);
         }
         state.ledger.renotify(&monitor, &touched, opts, now);
         state.monitor = Some(monitor);
@@ -443,6 +456,7 @@ impl Session {
             write_count,
             deferred,
             monitor,
+            ledger: state.ledger.clone(),
             revision: state.revision,
             reloads,
             fresh: fresh || self.options.reset,
