@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_orchestrator::{AlertOutcome, MonitorReport};
+use flow_orchestrator::{AlertOutcome, MonitorOptions, MonitorReport};
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::session::BranchScope;
+use flow_telemetry::source::event::{Event, parse_event};
 use flow_telemetry::source::file::FileSource;
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::{DryRunSink, RunSource, Severity};
@@ -69,6 +71,16 @@ pub(crate) fn monitor(
     if let Some(b) = &args.branch {
         config.telemetry.branch = Some(b.clone());
     }
+    if let Some(c) = args.close_on_recovery {
+        config.telemetry.close_on_recovery = c;
+    }
+    if let Some(n) = args.max_writes {
+        config.telemetry.max_writes = n;
+    }
+    if let Some(s) = &args.state {
+        config.telemetry.state = Some(s.clone()).filter(|s| !s.is_empty());
+    }
+    let event = read_event(args)?;
     if args.open_issues {
         anyhow::ensure!(
             config.telemetry.repository.is_some(),
@@ -88,7 +100,7 @@ pub(crate) fn monitor(
             .with_context(|| format!("reading runs from {}", path.display()))?;
         (Arc::new(source), Origin::File(path.display().to_string()))
     } else if let Some(repo) = &config.telemetry.repository {
-        let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
+        let mut gh = GitHubConfig::from_slug(repo)?;
         if let Some(api) = overlay.get("GITHUB_API_URL") {
             gh = gh.with_base_url(api.trim_end_matches('/'));
         }
@@ -110,10 +122,64 @@ pub(crate) fn monitor(
     if !args.open_issues {
         builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
     }
+    let offline = !matches!(origin, Origin::Repository(_));
+    let mut options = builder_options(&config, offline);
+    options.event = event;
+    options.reset_state = args.reset_state;
+    builder = builder.with_monitor_options(options);
+    if let Some(spec) = &config.telemetry.state {
+        let key = state_key(&config);
+        let store = rt
+            .block_on(flow_telemetry::state::open_store(spec, &key))
+            .with_context(|| format!("opening the monitor state {spec}"))?;
+        builder = builder.with_state_store(store);
+    }
     let orchestrator = builder.build()?;
     let report = rt.block_on(orchestrator.monitor())?;
     progress.finish();
     outcome(args, &origin, &report)
+}
+
+/// The monitor options the configuration gives, with every branch watched offline (an
+/// exported history or the sample has no default branch to single out) unless one is named.
+fn builder_options(config: &flow_orchestrator::FlowConfig, offline: bool) -> MonitorOptions {
+    let mut o = flow_orchestrator::monitor_options(config);
+    if offline && config.telemetry.branch.is_none() && config.telemetry.rules.branch.is_none() {
+        o.branch = BranchScope::All;
+    }
+    o
+}
+
+/// The Redis key of the state: one per repository, workflow and branch.
+fn state_key(config: &flow_orchestrator::FlowConfig) -> String {
+    format!(
+        "flow:monitor:{}:{}:{}",
+        config.telemetry.repository.as_deref().unwrap_or("-"),
+        config.telemetry.workflow.as_deref().unwrap_or("*"),
+        config.telemetry.branch.as_deref().unwrap_or("default")
+    )
+}
+
+/// The triggering event: `--event`, else `GITHUB_EVENT_PATH` when the job runs on
+/// `workflow_run` or `workflow_job`.
+fn read_event(args: &MonitorArgs) -> anyhow::Result<Option<Event>> {
+    let path = match &args.event {
+        Some(p) => Some(p.clone()),
+        None => match std::env::var("GITHUB_EVENT_NAME").as_deref() {
+            Ok("workflow_run" | "workflow_job") => {
+                std::env::var_os("GITHUB_EVENT_PATH").map(std::path::PathBuf::from)
+            }
+            _ => None,
+        },
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    let event = parse_event(&text)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    Ok(Some(event))
 }
 
 fn pct(x: f64) -> String {
@@ -169,7 +235,7 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
     if !report.recovered.is_empty() {
         let _ = writeln!(
             text,
-            "\n{} problem(s) fired and recovered within the history:",
+            "\n{} problem(s) recovered in the runs observed:",
             report.recovered.len()
         );
         for r in &report.recovered {

@@ -23,6 +23,8 @@ struct Runner {
     meta: ActionMetadata,
     inputs: HashMap<String, String>,
     extra_path: Option<PathBuf>,
+    /// `github.run_id` of the next run (each run is a new workflow run).
+    run_id: std::cell::Cell<u64>,
 }
 
 /// What one run of the action left behind.
@@ -76,6 +78,7 @@ impl Runner {
             meta,
             inputs: HashMap::new(),
             extra_path: None,
+            run_id: std::cell::Cell::new(1000),
         }
     }
 
@@ -125,6 +128,8 @@ impl Runner {
                 .unwrap_or_default(),
             ["github", "action_repository"] => "flow-orchestrator/flow-orchestrator".into(),
             ["github", "repository"] => "octo/app".into(),
+            ["github", "run_id"] => self.run_id.get().to_string(),
+            ["github", "run_attempt"] => "1".into(),
             ["github", "token"] => "ghs_harness_token".into(),
             ["runner", "os"] => "Linux".into(),
             ["runner", "arch"] => "X64".into(),
@@ -163,6 +168,14 @@ impl Runner {
                 .is_none_or(|cond| self.eval(cond, &steps) == "true");
             if failed || !wanted {
                 codes.push((id, None));
+                continue;
+            }
+            if let Some(uses) = &step.uses {
+                let with =
+                    |k: &str| self.interpolate(step.with.get(k).map_or("", String::as_str), &steps);
+                let code =
+                    self.cache_step(uses, &with("path"), &with("key"), &with("restore-keys"));
+                codes.push((id, Some(code)));
                 continue;
             }
             let output_file = self.path(&format!("output-{id}"));
@@ -213,12 +226,57 @@ impl Runner {
                 )
             })
             .collect();
-        Run {
+        let run = Run {
             codes,
             step_outputs: steps,
             outputs,
             stdout,
             summary: std::fs::read_to_string(&summary).unwrap(),
+        };
+        self.run_id.set(self.run_id.get() + 1);
+        run
+    }
+
+    /// actions/cache as the runner would run it, on a local directory: `save` stores the file
+    /// under its key (immutable, like the service); `restore` takes the exact key, else the
+    /// newest entry whose key starts with the prefix.
+    fn cache_step(&self, uses: &str, path: &str, key: &str, prefix: &str) -> i32 {
+        let store = self.path("actions-cache");
+        std::fs::create_dir_all(&store).unwrap();
+        let file = |k: &str| store.join(k.replace('/', "%"));
+        let target = self.path("workspace").join(path);
+        if uses.starts_with("actions/cache/restore@") {
+            let found = if file(key).exists() {
+                Some(file(key))
+            } else {
+                let mut entries: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&store)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| {
+                        p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with(&prefix.replace('/', "%"))
+                    })
+                    .map(|p| (std::fs::metadata(&p).unwrap().modified().unwrap(), p))
+                    .collect();
+                entries.sort();
+                entries.pop().map(|(_, p)| p)
+            };
+            if let Some(f) = found {
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::copy(f, &target).unwrap();
+            }
+            0
+        } else if uses.starts_with("actions/cache/save@") {
+            if target.exists() && !file(key).exists() {
+                std::fs::copy(&target, file(key)).unwrap();
+                // Distinct modification times, so "newest" is well defined.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            0
+        } else {
+            panic!("the harness does not know the action {uses}")
         }
     }
 }
@@ -553,5 +611,56 @@ async fn the_default_command_monitors_and_writes_outputs_and_the_summary() {
         1,
         "{}",
         run.stdout
+    );
+}
+
+/// `state:` keeps the monitor's state between workflow runs through actions/cache: the second
+/// run continues where the first stopped (nothing new to observe) instead of starting over.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monitor_state_is_restored_and_saved_between_runs() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 1).await;
+    let runner = Runner::new(&manifest)
+        .input("download-base-url", server.uri())
+        .input("repo", "")
+        .input("state", ".flow/monitor-state.json");
+    let (runner, first) = run_blocking(runner).await;
+    assert_eq!(first.code("run"), Some(0), "{}", first.stdout);
+    assert_eq!(first.code("restore-state"), Some(0));
+    assert_eq!(first.code("save-state"), Some(0));
+    let prefix = &first.step_outputs["state"]["prefix"];
+    assert_eq!(prefix, "flow-monitor-state-v1-octo/app-all-default-");
+    assert_eq!(
+        first.step_outputs["state"]["key"],
+        format!("{prefix}1000-1")
+    );
+    let json: serde_json::Value = serde_json::from_str(&first.outputs["json"]).unwrap();
+    assert_eq!(
+        (json["runs"].as_u64(), json["state"]["fresh"].as_bool()),
+        (Some(300), Some(true))
+    );
+    // A new workflow run: a fresh workspace, the state restored by prefix.
+    std::fs::remove_dir_all(runner.path("workspace")).unwrap();
+    std::fs::create_dir_all(runner.path("workspace")).unwrap();
+    let (runner, second) = run_blocking(runner).await;
+    assert_eq!(second.code("run"), Some(0), "{}", second.stdout);
+    let json: serde_json::Value = serde_json::from_str(&second.outputs["json"]).unwrap();
+    assert_eq!(
+        (json["runs"].as_u64(), json["state"]["fresh"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let saved: Vec<_> = std::fs::read_dir(runner.path("actions-cache"))
+        .unwrap()
+        .collect();
+    assert_eq!(saved.len(), 2, "one entry per run");
+    // Another command keeps no state.
+    let runner = runner
+        .input("command", "publish metadata")
+        .input("output", "x.yml");
+    let (_runner, third) = run_blocking(runner).await;
+    assert!(
+        !third.ran("restore-state") && !third.ran("save-state"),
+        "{third:?}"
     );
 }

@@ -74,9 +74,10 @@ pub use config::{
     CONFIG_PATHS, CacheBackend, CacheConfig, FlowConfig, IssuesConfig, LlmConfig, TelemetryConfig,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use monitor::{AlertOutcome, MonitorReport, Recovery};
+pub use monitor::{AlertOutcome, MonitorReport, Recovery, StateInfo};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
+pub use setup::monitor_options;
 pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 
 // The traits and types a caller needs to build an orchestrator, so one dependency suffices.

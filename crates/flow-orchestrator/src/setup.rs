@@ -114,7 +114,8 @@ impl Orchestrator {
     }
 }
 
-fn monitor_options(config: &FlowConfig) -> MonitorOptions {
+/// The monitor options `config` gives (what [`Orchestrator::configure`] sets).
+pub fn monitor_options(config: &FlowConfig) -> MonitorOptions {
     let t = &config.telemetry;
     let mut query = RunQuery::new();
     if let Some(w) = &t.workflow {
