@@ -293,9 +293,16 @@ impl Orchestrator {
                 }
             })
             .collect();
+        // One line per problem, even when it fired and recovered more than once.
+        let mut seen = std::collections::BTreeSet::new();
         let recovered = r
             .recovered
             .iter()
+            .rev()
+            .filter(|(fp, _)| seen.insert(fp.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
             .map(|(fingerprint, alert)| {
                 let closed = alert.as_ref().and_then(|a| {
                     let key = key_of(a);
