@@ -194,17 +194,28 @@ fn issue_text(a: &AlertOutcome) -> String {
     match (&a.issue, &a.issue_error) {
         (Some(i), _) => i.to_string(),
         (None, Some(e)) => format!("FAILED: {e}"),
-        (None, None) => "none (no issue sink)".to_owned(),
+        (None, None) => match a.tracked_in {
+            Some(n) => format!("#{n} (open, nothing new to say)"),
+            None => "none".to_owned(),
+        },
     }
 }
 
 fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyhow::Result<Outcome> {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "flow monitor: {} runs ({} pages) from {origin}",
-        report.runs, report.pages
-    );
+    if report.from_event {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} new run(s) from the triggering event, {origin}",
+            report.runs
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} runs ({} pages) from {origin}",
+            report.runs, report.pages
+        );
+    }
     let _ = writeln!(
         text,
         "\n{:<24} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
