@@ -83,6 +83,7 @@ impl Command {
             Self::Monitor(_) => "monitor",
             Self::Publish(PublishCommand::Metadata(_)) => "publish metadata",
             Self::Publish(PublishCommand::Package(_)) => "publish package",
+            Self::Publish(PublishCommand::Manifest(_)) => "publish manifest",
             Self::Publish(PublishCommand::Release(_)) => "publish release",
         }
     }
@@ -95,6 +96,9 @@ pub enum PublishCommand {
     Metadata(MetadataArgs),
     /// Build the reproducible release archive and its SHA-256 manifest entry.
     Package(PackageArgs),
+    /// Merge per-target manifests (from `publish package`) into the release manifest the
+    /// action reads: absolute URLs, SHA-256, format version.
+    Manifest(ManifestArgs),
     /// Create or update the GitHub release, upload archives, move the major tag.
     Release(ReleaseArgs),
 }
@@ -402,6 +406,32 @@ pub struct PackageArgs {
     /// updated by `publish release`, which also moves the major tag (v1).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Where release archives are downloaded from: a manifest entry's URL is
+    /// `BASE/vVERSION/ASSET`, e.g. `https://github.com/OWNER/REPO/releases/download`.
+    #[arg(long, value_name = "URL")]
+    pub download_base_url: Option<String>,
+}
+
+/// `flow publish manifest`.
+#[derive(Debug, Clone, Args, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+pub struct ManifestArgs {
+    /// Per-target manifest.json files written by `publish package`, to merge.
+    #[arg(long, value_name = "PATH", num_args = 1.., required_unless_present = "print_schema")]
+    #[schemars(with = "Option<String>")]
+    pub entry: Vec<PathBuf>,
+    /// Where release archives are downloaded from: a manifest entry's URL is
+    /// `BASE/vVERSION/ASSET`, e.g. `https://github.com/OWNER/REPO/releases/download`.
+    #[arg(long, value_name = "URL")]
+    pub download_base_url: Option<String>,
+    /// Where to write the merged release manifest (`-` for stdout).
+    #[arg(long, value_name = "PATH", default_value = "action/manifest.json")]
+    #[schemars(default = "default_manifest_out")]
+    pub manifest_out: PathBuf,
+    /// Print the JSON Schema of the release manifest instead of merging.
+    #[arg(long)]
+    #[schemars(default)]
+    pub print_schema: bool,
 }
 
 /// `flow publish release`.
@@ -433,8 +463,8 @@ pub struct ReleaseArgs {
 #[derive(Debug, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub struct ActionInputs {
-    /// What to run: delegate, review-issue, monitor, publish metadata, publish package or
-    /// publish release.
+    /// What to run: delegate, review-issue, monitor, publish metadata, publish package,
+    /// publish manifest or publish release.
     #[schemars(default = "default_command")]
     pub command: String,
     /// Options every subcommand takes.
@@ -455,6 +485,9 @@ pub struct ActionInputs {
     /// `publish package`.
     #[schemars(flatten)]
     pub package: PackageArgs,
+    /// `publish manifest`.
+    #[schemars(flatten)]
+    pub manifest: ManifestArgs,
     /// `publish release` (its archive options are `publish package`'s).
     #[schemars(flatten)]
     pub release: ReleaseArgs,
@@ -468,6 +501,9 @@ fn default_license() -> PathBuf {
 }
 fn default_readme() -> PathBuf {
     PathBuf::from("README.md")
+}
+fn default_manifest_out() -> PathBuf {
+    PathBuf::from("action/manifest.json")
 }
 fn default_dist() -> PathBuf {
     PathBuf::from("dist")

@@ -18,6 +18,7 @@ pub fn run(command: Command, global: &GlobalArgs, mode: Mode) -> anyhow::Result<
         Command::Monitor(args) => monitor::monitor(&args, global, mode),
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
+        Command::Publish(PublishCommand::Manifest(args)) => publish::manifest(&args),
         Command::Delegate(args) => delegate::delegate(&args, global),
         Command::ReviewIssue(args) => delegate::review_issue(&args, global),
         Command::Publish(PublishCommand::Release(args)) => publish::release(&args, global),

@@ -1,10 +1,10 @@
-//! `flow publish metadata | package | release`.
+//! `flow publish metadata | package | manifest | release`.
 
 use anyhow::Context as _;
 use serde_json::json;
 
 use crate::action_yml;
-use crate::cli::{GlobalArgs, MetadataArgs, PackageArgs, ReleaseArgs};
+use crate::cli::{GlobalArgs, ManifestArgs, MetadataArgs, PackageArgs, ReleaseArgs};
 use crate::report::Outcome;
 
 /// Generates `action.yml` from the binary's inputs: writes it, prints it (`-`), or checks it.
@@ -78,7 +78,14 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<Outcome> {
         &args.license,
         &args.readme,
     );
-    let (assets, manifest) = flow_publish::package(&[spec], &args.out_dir)?;
+    let (assets, mut manifest) = flow_publish::package(&[spec], &args.out_dir)?;
+    if let Some(base) = &args.download_base_url {
+        // The entry carries its absolute URL from here on; `publish manifest` keeps it.
+        manifest = manifest.with_download_base(base)?;
+        let path = args.out_dir.join(flow_publish::MANIFEST_NAME);
+        std::fs::write(&path, manifest.to_json()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let archive = assets
         .iter()
         .find(|a| a.target == target)
@@ -101,6 +108,83 @@ pub(crate) fn package(args: &PackageArgs) -> anyhow::Result<Outcome> {
         summary: Some(format!(
             "### flow publish package\n\n| archive | sha256 | bytes |\n|---|---|---|\n| `{}` | `{}` | {} |\n",
             archive.name, archive.sha256, archive.size
+        )),
+        annotations: Vec::new(),
+        failure: None,
+    })
+}
+
+/// Merges per-target manifests into the release manifest (or prints its JSON Schema).
+pub(crate) fn manifest(args: &ManifestArgs) -> anyhow::Result<Outcome> {
+    if args.print_schema {
+        let schema = serde_json::to_string_pretty(&flow_publish::manifest_schema())?;
+        return Ok(Outcome {
+            text: format!("{schema}\n"),
+            json: flow_publish::manifest_schema(),
+            ..Outcome::default()
+        });
+    }
+    anyhow::ensure!(
+        !args.entry.is_empty(),
+        "--entry is required: the per-target manifest.json files `flow publish package` wrote"
+    );
+    let parts = args
+        .entry
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ok(flow_publish::ManifestPart::parse(
+                path.display().to_string(),
+                &text,
+            )?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = flow_publish::merge(&parts, args.download_base_url.as_deref())?;
+    let json = merged.to_json()?;
+    let target = args.manifest_out.display().to_string();
+    let targets: Vec<&str> = merged.targets.keys().map(String::as_str).collect();
+    let value = json!({
+        "path": target,
+        "version": merged.version,
+        "targets": targets,
+        "manifest": serde_json::to_value(&merged)?,
+    });
+    if target == "-" {
+        return Ok(Outcome {
+            text: json,
+            json: value,
+            outputs: vec![("path".into(), "-".into())],
+            ..Outcome::default()
+        });
+    }
+    if let Some(dir) = args
+        .manifest_out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.manifest_out, &json).with_context(|| format!("writing {target}"))?;
+    let mut table = String::from("| target | asset | sha256 |\n|---|---|---|\n");
+    for (triple, e) in &merged.targets {
+        table.push_str(&format!(
+            "| `{triple}` | `{}` | `{}` |\n",
+            e.asset, e.sha256
+        ));
+    }
+    Ok(Outcome {
+        text: format!(
+            "{target}: version {}, {} targets: {}\n",
+            merged.version,
+            targets.len(),
+            targets.join(", ")
+        ),
+        json: value,
+        outputs: vec![("path".into(), target.clone())],
+        summary: Some(format!(
+            "### flow publish manifest\n\n`{target}`, version {}:\n\n{table}",
+            merged.version
         )),
         annotations: Vec::new(),
         failure: None,

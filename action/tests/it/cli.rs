@@ -140,3 +140,107 @@ fn publish_release_dry_run_packages_and_prints_the_plan() {
             == 64
     );
 }
+
+#[test]
+fn publish_package_then_manifest_merges_the_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bin"), b"fake binary").unwrap();
+    std::fs::write(d.join("LICENSE"), "MIT\n").unwrap();
+    std::fs::write(d.join("README.md"), "# flow\n").unwrap();
+    for (target, out) in [
+        ("x86_64-unknown-linux-musl", "linux"),
+        ("x86_64-pc-windows-msvc", "windows"),
+    ] {
+        let mut cmd = flow();
+        cmd.current_dir(d).args([
+            "publish",
+            "package",
+            "--binary",
+            "bin",
+            "--tag",
+            "v1.2.3",
+            "--target",
+            target,
+            "--out-dir",
+            out,
+        ]);
+        if out == "linux" {
+            // One entry gets its URL when packaged, the other at the merge.
+            cmd.args(["--download-base-url", "https://downloads.example/rel"]);
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success());
+    }
+    let out = flow()
+        .current_dir(d)
+        .args([
+            "publish",
+            "manifest",
+            "--entry",
+            "linux/manifest.json",
+            "windows/manifest.json",
+            "--download-base-url",
+            "https://github.com/o/r/releases/download",
+            "--manifest-out",
+            "action/manifest.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "action/manifest.json: version 1.2.3, 2 targets: x86_64-pc-windows-msvc, \
+         x86_64-unknown-linux-musl\n"
+    );
+    let text = std::fs::read_to_string(d.join("action/manifest.json")).unwrap();
+    let m = flow_publish::Manifest::from_json(&text).unwrap();
+    assert_eq!(m.format, flow_publish::MANIFEST_FORMAT);
+    assert_eq!(
+        m.targets["x86_64-unknown-linux-musl"].url.as_deref(),
+        Some("https://downloads.example/rel/v1.2.3/flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz")
+    );
+    assert_eq!(
+        m.targets["x86_64-pc-windows-msvc"].url.as_deref(),
+        Some(
+            "https://github.com/o/r/releases/download/v1.2.3/flow-v1.2.3-x86_64-pc-windows-msvc.zip"
+        )
+    );
+
+    // The same entry twice: exit 1, naming the file and the target; nothing written.
+    let out = flow()
+        .current_dir(d)
+        .args([
+            "publish",
+            "manifest",
+            "--entry",
+            "linux/manifest.json",
+            "linux/manifest.json",
+            "--manifest-out",
+            "again.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "linux/manifest.json: targets.x86_64-unknown-linux-musl: expected each target in one manifest only"
+        ),
+        "{stderr}"
+    );
+    assert!(!d.join("again.json").exists());
+
+    // The schema the crate publishes, printed.
+    let out = flow()
+        .args(["publish", "manifest", "--print-schema"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema, flow_publish::manifest_schema());
+}

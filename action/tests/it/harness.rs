@@ -466,6 +466,7 @@ async fn a_manifest_digest_that_is_not_hex_fails_closed() {
         TARGET.into(),
         ManifestEntry {
             asset: asset_name(),
+            url: None,
             sha256: "not-a-digest".into(),
         },
     );
@@ -513,10 +514,7 @@ async fn without_a_matching_release_it_builds_from_source_and_runs() {
         .arg(bin_dir.join("cargo"))
         .status()
         .unwrap();
-    let empty = Manifest {
-        version: VERSION.into(),
-        targets: Default::default(),
-    };
+    let empty = Manifest::empty(VERSION);
     let mut runner = Runner::new(&empty)
         .input("command", "publish metadata")
         .input("output", "-");

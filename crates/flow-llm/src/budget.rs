@@ -9,13 +9,47 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::ChatModel;
 use crate::protocol::{CacheStatus, ChatRequest, ChatResponse};
 
+/// How a token limit is enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// A call is refused once the tokens already spent reach the limit; the call that
+    /// crosses it is allowed, so a run may end above the limit by at most one call's usage.
+    #[default]
+    Soft,
+    /// A call is refused when it *could* cross the limit: its worst case (an upper bound of
+    /// its prompt tokens plus its completion cap, see [`Budget`]) is reserved before it
+    /// starts, next to the tokens spent and those reserved by calls in flight. The limit is
+    /// never crossed; each request must carry a completion cap (`max_completion_tokens` or
+    /// `max_tokens`).
+    Hard,
+}
+
 /// Limits per run; `None` is unlimited.
+///
+/// # Soft and hard token limits
+///
+/// The token limit is [`Enforcement::Soft`] by default: a call is refused once the tokens
+/// spent so far reach `max_tokens`, and the call that crosses the limit runs (its usage is
+/// only known once it answers). [`Budget::hard`] makes it [`Enforcement::Hard`]: before each
+/// call the budget reserves the call's worst case, and refuses the call (with
+/// [`ErrorKind::BudgetExceeded`]) when spent + reserved + worst case would exceed the limit.
+/// The worst case is the request's completion cap (`max_completion_tokens`, else
+/// `max_tokens`) plus an upper bound of its prompt tokens: one token per byte of the request
+/// as JSON (a token of OpenAI's tokenizers covers at least one byte, and the JSON syntax
+/// outweighs the few tokens of chat formatting per message). The bound is pessimistic
+/// (often 3–4× the real prompt), so a hard budget refuses early rather than late; after the
+/// call the reservation is replaced by the usage the server reported. A request without a
+/// completion cap cannot be bounded and is refused under a hard limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Budget {
     /// The most tokens (prompt plus completion) the run may spend.
     pub max_tokens: Option<u64>,
     /// The most calls that try the API, failed ones included (cache hits are free).
     pub max_calls: Option<u64>,
+    /// Whether `max_tokens` may be crossed by the call that reaches it (soft, the default)
+    /// or never (hard).
+    pub enforcement: Enforcement,
 }
 
 impl Budget {
@@ -37,6 +71,35 @@ impl Budget {
         self.max_calls = Some(n);
         self
     }
+
+    /// Makes the token limit hard: a call that could cross it is refused before it starts.
+    #[must_use]
+    pub fn hard(mut self) -> Self {
+        self.enforcement = Enforcement::Hard;
+        self
+    }
+
+    /// Makes the token limit soft (the default): the call that crosses it is allowed.
+    #[must_use]
+    pub fn soft(mut self) -> Self {
+        self.enforcement = Enforcement::Soft;
+        self
+    }
+
+    /// Sets how the token limit is enforced.
+    #[must_use]
+    pub fn with_enforcement(mut self, enforcement: Enforcement) -> Self {
+        self.enforcement = enforcement;
+        self
+    }
+}
+
+/// The most tokens `request` can cost: an upper bound of its prompt (one token per byte of
+/// its JSON) plus its completion cap; `None` when it has no completion cap.
+pub fn worst_case_tokens(request: &ChatRequest) -> Option<u64> {
+    let cap = request.max_completion_tokens.or(request.max_tokens)?;
+    let prompt = serde_json::to_vec(request).map_or(u64::MAX, |b| b.len() as u64);
+    Some(prompt.saturating_add(u64::from(cap)))
 }
 
 /// A snapshot of the totals.
@@ -72,6 +135,8 @@ pub struct Totals {
 #[derive(Debug, Default)]
 struct Counters {
     reserved: AtomicU64,
+    /// Worst-case tokens of the calls in flight under a hard token limit.
+    reserved_tokens: AtomicU64,
     calls: AtomicU64,
     failures: AtomicU64,
     attempts: AtomicU64,
@@ -162,8 +227,9 @@ impl Accounting {
 /// Counts usage into an [`Accounting`] and refuses calls once the [`Budget`] is spent.
 ///
 /// The call limit is enforced exactly under concurrency (a slot is reserved before the call
-/// and released for cache hits; failed calls keep theirs); the token limit is checked before each call
-/// against the tokens spent so far.
+/// and released for cache hits; failed calls keep theirs). The token limit is soft by
+/// default (checked before each call against the tokens spent so far) or hard (the call's
+/// worst case is reserved, so the limit is never crossed); see [`Budget`].
 ///
 /// A budget limits API spend, so a spent budget still serves answers that cost nothing: when
 /// the budget refuses a call, it asks the inner model for a kept answer
@@ -200,17 +266,25 @@ impl<M: ChatModel> Budgeted<M> {
         &self.accounting
     }
 
-    fn reserve(&self) -> Result<()> {
+    /// Reserves a call slot and, under a hard token limit, the call's worst-case tokens
+    /// (returned, to be released once the call ends).
+    fn reserve(&self, request: &ChatRequest) -> Result<u64> {
         let c = &self.accounting.counters;
+        let mut tokens = 0;
         if let Some(max) = self.budget.max_tokens {
-            let spent = c.total_tokens.load(Ordering::Relaxed);
-            if spent >= max {
-                return Err(Error::new(
-                    ErrorKind::BudgetExceeded,
-                    format!(
-                        "the token budget of {max} per run is spent ({spent} used): raise max_tokens or stop delegating"
-                    ),
-                ));
+            match self.budget.enforcement {
+                Enforcement::Soft => {
+                    let spent = c.total_tokens.load(Ordering::Relaxed);
+                    if spent >= max {
+                        return Err(Error::new(
+                            ErrorKind::BudgetExceeded,
+                            format!(
+                                "the token budget of {max} per run is spent ({spent} used): raise max_tokens or stop delegating"
+                            ),
+                        ));
+                    }
+                }
+                Enforcement::Hard => tokens = self.reserve_tokens(request, max)?,
             }
         }
         let reserved = c.reserved.fetch_add(1, Ordering::AcqRel);
@@ -218,6 +292,7 @@ impl<M: ChatModel> Budgeted<M> {
             && reserved >= max
         {
             c.reserved.fetch_sub(1, Ordering::AcqRel);
+            c.reserved_tokens.fetch_sub(tokens, Ordering::AcqRel);
             return Err(Error::new(
                 ErrorKind::BudgetExceeded,
                 format!(
@@ -225,23 +300,66 @@ impl<M: ChatModel> Budgeted<M> {
                 ),
             ));
         }
-        Ok(())
+        Ok(tokens)
+    }
+
+    /// Reserves the worst case of `request` under the hard limit `max`, or refuses it.
+    fn reserve_tokens(&self, request: &ChatRequest, max: u64) -> Result<u64> {
+        let c = &self.accounting.counters;
+        let worst = worst_case_tokens(request).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BudgetExceeded,
+                format!(
+                    "the hard token budget of {max} per run cannot bound a request without a completion cap: set max_completion_tokens (or max_tokens) on the request"
+                ),
+            )
+        })?;
+        let mut reserved = c.reserved_tokens.load(Ordering::Acquire);
+        loop {
+            let spent = c.total_tokens.load(Ordering::Acquire);
+            let committed = spent.saturating_add(reserved);
+            if committed.saturating_add(worst) > max {
+                return Err(Error::new(
+                    ErrorKind::BudgetExceeded,
+                    format!(
+                        "the hard token budget of {max} per run could be crossed: {spent} spent, {reserved} reserved by calls in flight, and this call may take {worst} (prompt bound plus completion cap); raise max_tokens, lower max_completion_tokens or stop delegating"
+                    ),
+                ));
+            }
+            match c.reserved_tokens.compare_exchange_weak(
+                reserved,
+                reserved + worst,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(worst),
+                Err(now) => reserved = now,
+            }
+        }
     }
 }
 
 #[async_trait]
 impl<M: ChatModel> ChatModel for Budgeted<M> {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        if let Err(refused) = self.reserve() {
-            // A cached answer costs nothing: serve it even though the budget is spent.
-            if let Some(r) = self.inner.peek(request).await {
-                self.accounting.record(&r);
-                return Ok(r);
+        let tokens = match self.reserve(request) {
+            Ok(tokens) => tokens,
+            Err(refused) => {
+                // A cached answer costs nothing: serve it even though the budget is spent.
+                if let Some(r) = self.inner.peek(request).await {
+                    self.accounting.record(&r);
+                    return Ok(r);
+                }
+                return Err(refused);
             }
-            return Err(refused);
-        }
+        };
         let result = self.inner.complete(request).await;
         let c = &self.accounting.counters;
+        // The usage is recorded before the reservation is released: a concurrent hard check
+        // may count this call twice for an instant, never zero times.
+        let release = || {
+            c.reserved_tokens.fetch_sub(tokens, Ordering::AcqRel);
+        };
         match &result {
             Ok(r) => {
                 if matches!(
@@ -251,10 +369,12 @@ impl<M: ChatModel> ChatModel for Budgeted<M> {
                     c.reserved.fetch_sub(1, Ordering::AcqRel);
                 }
                 self.accounting.record(r);
+                release();
             }
             Err(e) => {
                 // A failed call may have reached the API (and been billed): it keeps its slot.
                 self.accounting.record_failure(e);
+                release();
             }
         }
         result

@@ -36,8 +36,16 @@ pub struct Decision<T> {
     /// The response that carried it (its `meta` says which model answered, whether it was
     /// cached or stale, and how many attempts it took).
     pub response: ChatResponse,
-    /// Usage summed over the asks.
+    /// Tokens spent, summed over the asks: an ask answered from the cache counts zero
+    /// ([`ChatResponse::spent_usage`]), so summing `usage` over decisions adds up to what a
+    /// [`crate::Budgeted`] layer counts, with no double counting of cache hits.
     pub usage: Usage,
+    /// The usage the answers carry, summed over the asks, cached ones included (what the
+    /// original calls cost when they were made).
+    pub original_usage: Usage,
+    /// Whether the answer was served from the cache (a fresh hit, a shared call in flight or
+    /// a stale answer) rather than by an API call of its own.
+    pub cached: bool,
     /// How many times the model was asked (2 when the first answer did not match).
     pub asks: u32,
 }
@@ -218,8 +226,7 @@ fn answer_text(response: &ChatResponse, mode: AnswerMode, name: &str) -> Result<
     })
 }
 
-fn add_usage(total: &mut Usage, u: Option<Usage>) {
-    let Some(u) = u else { return };
+fn add_usage(total: &mut Usage, u: Usage) {
     total.prompt_tokens += u.prompt_tokens;
     total.completion_tokens += u.completion_tokens;
     total.total_tokens += u.total();
@@ -280,9 +287,11 @@ where
     let spec = AnswerSpec::for_type::<T>()?;
     let mut req = spec.apply(request, mode);
     let mut usage = Usage::default();
+    let mut original_usage = Usage::default();
     for ask in 1..=2u32 {
         let response = model.complete(&req).await?;
-        add_usage(&mut usage, response.usage);
+        add_usage(&mut usage, response.spent_usage());
+        add_usage(&mut original_usage, response.usage_or_default());
         let raw = match answer_text(&response, mode, &spec.name) {
             Ok(raw) => raw,
             Err(e) => {
@@ -301,8 +310,10 @@ where
             Ok(value) => {
                 return Ok(Decision {
                     value,
+                    cached: response.meta.is_cached(),
                     response,
                     usage,
+                    original_usage,
                     asks: ask,
                 });
             }

@@ -70,7 +70,7 @@ pub mod redact;
 mod retry;
 pub mod schema;
 
-pub use budget::{Accounting, Budget, Budgeted, Totals};
+pub use budget::{Accounting, Budget, Budgeted, Enforcement, Totals, worst_case_tokens};
 pub use cached::{Cached, DEFAULT_CACHE_TTL, DEFAULT_STALE};
 pub use client::HttpClient;
 pub use config::{
@@ -89,3 +89,12 @@ pub use protocol::{
 };
 pub use quirks::{ModelQuirks, Quirks};
 pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
+
+/// The cache crate behind [`Cached`], re-exported so that one dependency is enough.
+pub use flow_cache;
+/// The cache types [`ChatModelExt::with_cache`] takes: a [`Cache`] over a [`MemoryStore`]
+/// (see [`ChatModelExt::with_memory_cache`]), a [`RedisStore`] shared by runners, or both
+/// ([`TwoTier`]).
+pub use flow_cache::{
+    Cache, CacheStore, MemoryConfig, MemoryStore, RedisConfig, RedisStore, TwoTier,
+};

@@ -112,12 +112,50 @@ pub trait ChatModelExt: ChatModel + Sized {
         crate::cached::Cached::new(self, cache, scope)
     }
 
+    /// Caches answers in a fresh in-memory cache ([`flow_cache::MemoryStore`] with its
+    /// default bounds), keys scoped to `scope` (the base URL). For Redis or shared caches,
+    /// build a [`crate::Cache`] and use [`ChatModelExt::with_cache`].
+    ///
+    /// # Errors
+    /// As [`crate::Cached::new`], and [`crate::ErrorKind::Cache`] if the memory store cannot
+    /// be set up.
+    fn with_memory_cache(self, scope: impl Into<String>) -> Result<crate::cached::Cached<Self>>
+    where
+        Self: 'static,
+    {
+        let cache =
+            flow_cache::Cache::in_memory(flow_cache::MemoryConfig::default()).map_err(|e| {
+                crate::error::Error::new(
+                    crate::error::ErrorKind::Cache,
+                    format!("the in-memory answer cache could not be set up: {e}"),
+                )
+                .with_source(e)
+            })?;
+        crate::cached::Cached::new(self, cache, scope)
+    }
+
     /// Tries `next` (with the request's model) when this one fails with a fallbackable error.
+    /// Chain more with [`crate::Fallback::then`] or [`crate::Fallback::then_model`].
     fn or_fallback(self, next: impl ChatModel + 'static) -> crate::fallback::Fallback
     where
         Self: 'static,
     {
         crate::fallback::Fallback::new(self).then(next)
+    }
+
+    /// Tries `next` with the model (or Azure deployment) `model` instead of the request's
+    /// when this one fails with a fallbackable error ([`crate::Error::is_fallbackable`]:
+    /// quota, 5xx or 429 after retries, timeouts, context length). `next` may be the same
+    /// client: `client.clone().or_fallback_model(client, "gpt-4o-mini")`.
+    fn or_fallback_model(
+        self,
+        next: impl ChatModel + 'static,
+        model: impl Into<String>,
+    ) -> crate::fallback::Fallback
+    where
+        Self: 'static,
+    {
+        crate::fallback::Fallback::new(self).then_model(next, model)
     }
 }
 

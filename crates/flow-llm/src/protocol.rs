@@ -648,6 +648,15 @@ impl ResponseMeta {
     pub fn is_stale(&self) -> bool {
         self.cache == CacheStatus::Stale
     }
+
+    /// Whether this answer came from the cache rather than an API call of its own (a fresh
+    /// hit, a share of an identical call in flight, or a stale answer): it spent no tokens.
+    pub fn is_cached(&self) -> bool {
+        matches!(
+            self.cache,
+            CacheStatus::Hit | CacheStatus::Coalesced | CacheStatus::Stale
+        )
+    }
 }
 
 /// A Chat Completions response.
@@ -693,6 +702,19 @@ impl ChatResponse {
     /// The usage, or zeros when the server did not report it.
     pub fn usage_or_default(&self) -> Usage {
         self.usage.unwrap_or_default()
+    }
+
+    /// The tokens this answer cost now: zeros for an answer served from the cache (a fresh
+    /// hit, a shared call in flight or a stale answer: [`ResponseMeta::is_cached`]), else the
+    /// usage the server reported. [`ChatResponse::usage`] keeps the original call's usage
+    /// either way, so summing `spent_usage` over calls adds up to what a
+    /// [`crate::Budgeted`] layer counts.
+    pub fn spent_usage(&self) -> Usage {
+        if self.meta.is_cached() {
+            Usage::default()
+        } else {
+            self.usage_or_default()
+        }
     }
 }
 

@@ -106,7 +106,9 @@ impl RetryPolicy {
 
 /// Retries the inner model on retryable errors ([`crate::Error::is_retryable`]), never
 /// sleeping past the request's deadline. The response's `meta.attempts` counts the attempts,
-/// and so does a final error's [`crate::Error::attempts`].
+/// and so does a final error's [`crate::Error::attempts`]. Cloning a `Retry` over a cloneable
+/// model (such as [`crate::HttpClient`]) shares the connection pool and the sleeper.
+#[derive(Clone)]
 pub struct Retry<M> {
     inner: M,
     policy: RetryPolicy,

@@ -67,6 +67,7 @@ mod error;
 mod monitor;
 mod orchestrator;
 mod publish;
+pub mod sanitize;
 mod setup;
 mod triage;
 
@@ -77,6 +78,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use monitor::{AlertOutcome, MonitorReport, Recovery, StateInfo};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
+pub use sanitize::Sanitizer;
 pub use setup::monitor_options;
 pub use triage::{TRIAGE_SYSTEM_PROMPT, Triage, triage_prompt};
 

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
+use crate::sanitize::Sanitizer;
 
 /// How `monitor` reads runs and what it does with alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +71,7 @@ pub struct Orchestrator {
     pub(crate) monitor: MonitorOptions,
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sanitizer: Sanitizer,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -103,6 +105,7 @@ pub struct OrchestratorBuilder {
     monitor: MonitorOptions,
     state: Option<Arc<dyn StateStore>>,
     clock: Option<Arc<dyn Clock>>,
+    sanitizer: Option<Sanitizer>,
 }
 
 impl fmt::Debug for OrchestratorBuilder {
@@ -219,11 +222,20 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// How model-written text is made safe before it reaches GitHub (triage, review
+    /// messages). Default: no link stays live; [`Orchestrator::configure`] keeps the
+    /// repository's own links.
+    #[must_use]
+    pub fn with_sanitizer(mut self, sanitizer: Sanitizer) -> Self {
+        self.sanitizer = Some(sanitizer);
+        self
+    }
+
     /// The orchestrator.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid rules or
-    /// `max_pages == 0`; [`ErrorKind::Llm`](crate::ErrorKind::Llm) if the cache decorator
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid rules,
+    /// `max_pages == 0`, or a cache without a model name (the cache key must cover the model); [`ErrorKind::Llm`](crate::ErrorKind::Llm) if the cache decorator
     /// cannot be set up.
     pub fn build(self) -> Result<Orchestrator> {
         self.rules.validate().map_err(|e| match e.kind() {
@@ -239,6 +251,15 @@ impl OrchestratorBuilder {
             ));
         }
         let model = match (self.model, self.cache) {
+            (Some(_), Some(_)) if self.model_name.trim().is_empty() => {
+                // The cache key is taken from the request: without the model in it, two models
+                // would share (and serve each other) the same answers.
+                return Err(Error::config(
+                    "model_name",
+                    "expected the model name (with_model_name) when answers are cached: the \
+                     cache key must cover the model",
+                ));
+            }
             (Some(model), Some(store)) => {
                 let mut cached = flow_llm::Cached::new(
                     model,
@@ -268,6 +289,7 @@ impl OrchestratorBuilder {
                 .state
                 .unwrap_or_else(|| Arc::new(MemoryStateStore::new())),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            sanitizer: self.sanitizer.unwrap_or_default(),
         })
     }
 }
@@ -291,6 +313,11 @@ impl Orchestrator {
     /// The monitor options.
     pub fn monitor_options(&self) -> &MonitorOptions {
         &self.monitor
+    }
+
+    /// The sanitizer applied to model-written text before it is returned for GitHub.
+    pub fn sanitizer(&self) -> &Sanitizer {
+        &self.sanitizer
     }
 
     pub(crate) fn model(&self) -> Result<&Arc<dyn ChatModel>> {
@@ -365,7 +392,9 @@ impl Orchestrator {
             .await?)
     }
 
-    /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset).
+    /// Whether `issue` is resolved given `evidence` (flow-llm's `review_issue` preset). The
+    /// verdict's `message` and `refinement` are sanitized ([`Sanitizer`]): they are meant to be
+    /// posted.
     ///
     /// # Errors
     /// As [`Orchestrator::delegate_text`]; an empty issue or evidence is an
@@ -376,13 +405,17 @@ impl Orchestrator {
         evidence: &str,
     ) -> Result<Decision<ReviewVerdict>> {
         let model = self.model()?;
-        Ok(flow_llm::review_issue_with(
+        let mut decision = flow_llm::review_issue_with(
             model.as_ref(),
             ChatRequest::new(self.model_name.clone()),
             issue,
             evidence,
         )
         .instrument(tracing::info_span!("flow.review_issue"))
-        .await?)
+        .await?;
+        let v = &mut decision.value;
+        v.message = self.sanitizer.sanitize(&v.message);
+        v.refinement = self.sanitizer.sanitize(&v.refinement);
+        Ok(decision)
     }
 }

@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use crate::config::{CacheBackend, FlowConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
+use crate::sanitize::Sanitizer;
 
 /// Variables that let flow-llm choose a provider on its own.
 const PROVIDER_HINTS: [&str; 5] = [
@@ -78,8 +79,13 @@ impl Orchestrator {
             .with_rules(config.telemetry.rules.clone())
             .with_monitor_options(monitor_options(config));
 
-        if let Some((model, scope)) = chat_model(config, &var)? {
-            builder = builder.with_chat_model(model).with_cache_scope(scope);
+        if let Some((model, name, scope)) = chat_model(config, &var)? {
+            // The request carries its model from the top: the cache key (and every other
+            // decorator) sees the model that will answer, never an empty placeholder.
+            builder = builder
+                .with_chat_model(model)
+                .with_model_name(name)
+                .with_cache_scope(scope);
             if let Some(store) = cache_store(config)? {
                 builder = builder
                     .with_cache_store(store)
@@ -88,6 +94,8 @@ impl Orchestrator {
             }
         }
         if let Some((owner, repo)) = config.repository() {
+            let server = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+            builder = builder.with_sanitizer(Sanitizer::default().with_repo(&server, owner, repo));
             let mut gh = GitHubConfig::new(owner, repo);
             if let Some(api) = var("GITHUB_API_URL") {
                 gh = gh.with_base_url(api);
@@ -142,11 +150,15 @@ pub fn monitor_options(config: &FlowConfig) -> MonitorOptions {
     }
 }
 
-/// The chat model and its cache scope (the base URL), or `None` when no provider is set.
+/// A chat model with the model name its requests carry and its cache scope.
+type ConfiguredModel = (Arc<dyn ChatModel>, String, String);
+
+/// The chat model, its model name and its cache scope (provider and base URL), or `None` when
+/// no provider is set.
 fn chat_model(
     config: &FlowConfig,
     var: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<(Arc<dyn ChatModel>, String)>> {
+) -> Result<Option<ConfiguredModel>> {
     let llm = &config.llm;
     let configured = llm.provider.is_some() || PROVIDER_HINTS.iter().any(|k| var(k).is_some());
     if !configured {
@@ -166,10 +178,17 @@ fn chat_model(
         from_file.or_else(|| var(k))
     };
     let client_config = ClientConfig::from_lookup(lookup)?;
-    let scope = client_config.base_url().to_owned();
+    let scope = cache_scope(&client_config);
+    let name = client_config.model().to_owned();
     let client = HttpClient::new(client_config)?;
     let policy = RetryPolicy::default().with_max_retries(llm.max_retries);
-    Ok(Some((Arc::new(client.with_retry(policy)), scope)))
+    Ok(Some((Arc::new(client.with_retry(policy)), name, scope)))
+}
+
+/// The cache scope of a client: its provider and base URL (the organization of GitHub Models
+/// and the Azure endpoint are part of the URL), so two servers never share answers.
+pub(crate) fn cache_scope(config: &ClientConfig) -> String {
+    format!("{} {}", config.provider().name(), config.base_url())
 }
 
 fn cache_store(config: &FlowConfig) -> Result<Option<Arc<dyn CacheStore>>> {

@@ -13,8 +13,10 @@
 //! # Packaging
 //! [`package()`] builds one reproducible archive per target (tar.gz, or zip for Windows) holding
 //! the binary, `LICENSE` and `README.md`, hashes each with SHA-256 and writes the
-//! [`Manifest`] (`manifest.json`) that the composite action reads; its format is documented in
-//! [`mod@package`].
+//! [`Manifest`] (`manifest.json`) for them; [`merge`] joins the per-target manifests of a release
+//! build matrix into the one the composite action commits and reads (absolute URLs, SHA-256, a
+//! format version; [`manifest_schema`] is its JSON Schema). The format is documented in
+//! [`mod@manifest`].
 //!
 //! # Releasing
 //! A [`ReleasePlan`] (version, commit, notes from [`changelog_section`], assets) is carried out
@@ -59,6 +61,7 @@ mod branding;
 mod error;
 mod generate;
 mod github;
+pub mod manifest;
 mod metadata;
 pub mod package;
 pub mod readme;
@@ -71,13 +74,16 @@ pub use branding::{
 pub use error::{Error, ErrorKind, Result};
 pub use generate::inputs_from_schema;
 pub use github::{DEFAULT_API_BASE, GitHubPublisher};
+pub use manifest::{
+    MANIFEST_FORMAT, MANIFEST_NAME, Manifest, ManifestEntry, ManifestPart, manifest_schema, merge,
+};
 pub use metadata::{
     ActionMetadata, BoolOrExpression, Branding, CompositeRuns, DockerRuns, Input, NodeRuns, Output,
     Runs, Step, StringMap, input_env_name,
 };
 pub use package::{
-    ArchiveEntry, ArchiveFormat, ArchiveSpec, Asset, DEFAULT_TARGETS, MANIFEST_NAME, Manifest,
-    ManifestEntry, build_archive, package, sha256_file, sha256_hex, source_date_epoch,
+    ArchiveEntry, ArchiveFormat, ArchiveSpec, Asset, DEFAULT_TARGETS, build_archive, package,
+    sha256_file, sha256_hex, source_date_epoch,
 };
 pub use release::{
     DryRunPublisher, Publisher, ReleasePlan, ReleaseReport, ReleaseStep, changelog_section,

@@ -10,33 +10,17 @@
 //! byte-identical archives.
 //!
 //! # Manifest
-//! `manifest.json`, pretty-printed JSON with sorted keys:
-//!
-//! ```json
-//! {
-//!   "version": "1.2.3",
-//!   "targets": {
-//!     "x86_64-unknown-linux-musl": {
-//!       "asset": "flow-v1.2.3-x86_64-unknown-linux-musl.tar.gz",
-//!       "sha256": "<64 lower-case hex digits>"
-//!     }
-//!   }
-//! }
-//! ```
-//!
-//! `version` has no leading `v`; `asset` is the release asset's file name (download it from
-//! `releases/download/v<version>/<asset>`); `sha256` is the archive's digest, the same that
-//! GitHub reports as `digest: "sha256:<hex>"`.
+//! `manifest.json` beside the archives: per target, the asset name and its SHA-256; its format
+//! is documented in [`crate::manifest`].
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+pub use crate::manifest::{MANIFEST_NAME, Manifest, ManifestEntry};
 
 /// The targets the project releases for.
 pub const DEFAULT_TARGETS: &[&str] = &[
@@ -407,72 +391,26 @@ fn write_zip(entries: &[ArchiveEntry], mtime: u64, file: File) -> Result<()> {
         .map_err(|e| Error::archive(format!("flush: {e}")))
 }
 
-/// The manifest the composite action reads; see the [module docs](self) for its format.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The version, without `v`.
-    pub version: String,
-    /// Per target triple, its asset.
-    pub targets: BTreeMap<String, ManifestEntry>,
-}
-
-/// One target of the [`Manifest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestEntry {
-    /// The release asset's file name.
-    pub asset: String,
-    /// Its SHA-256, lower-case hex.
-    pub sha256: String,
-}
-
-/// The manifest's asset name.
-pub const MANIFEST_NAME: &str = "manifest.json";
-
 impl Manifest {
-    /// The manifest of these archives.
+    /// The manifest of these archives (entries without `url`; see
+    /// [`Manifest::with_download_base`]).
     #[must_use]
     pub fn new(version: impl Into<String>, assets: &[Asset]) -> Self {
-        Self {
-            version: version.into(),
-            targets: assets
-                .iter()
-                .map(|a| {
-                    (
-                        a.target.clone(),
-                        ManifestEntry {
-                            asset: a.name.clone(),
-                            sha256: a.sha256.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// Pretty JSON with sorted keys and a final newline.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Archive`](crate::ErrorKind::Archive) if serialization fails (it does not).
-    pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self)
-            .map(|mut s| {
-                s.push('\n');
-                s
+        let mut manifest = Self::empty(version);
+        manifest.targets = assets
+            .iter()
+            .map(|a| {
+                (
+                    a.target.clone(),
+                    ManifestEntry {
+                        asset: a.name.clone(),
+                        url: None,
+                        sha256: a.sha256.clone(),
+                    },
+                )
             })
-            .map_err(|e| Error::archive(format!("manifest: {e}")))
-    }
-
-    /// Parses a manifest.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming what does not parse.
-    pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| {
-            Error::input(
-                MANIFEST_NAME,
-                format!("{{version, targets: {{triple: {{asset, sha256}}}}}}: {e}"),
-            )
-        })
+            .collect();
+        manifest
     }
 }
 

@@ -350,6 +350,9 @@ impl GitHubClient {
             headers.insert(http::header::IF_NONE_MATCH, etag.clone());
         }
         let (status, h, body) = self.send("GET", uri, Some(headers), None).await?;
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            return Err(self.http_error("GET", uri, status, &body));
+        }
         if status == StatusCode::NOT_MODIFIED {
             self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
             if let Some((_, body, headers)) = cached {
@@ -386,8 +389,36 @@ impl GitHubClient {
         uri: &str,
         body: &serde_json::Value,
     ) -> Result<String> {
-        let (_, _, text) = self.send(method, uri, None, Some(body)).await?;
+        let (status, _, text) = self.send(method, uri, None, Some(body)).await?;
+        if status.is_redirection() {
+            return Err(self.http_error(method, uri, status, &text));
+        }
         Ok(text)
+    }
+
+    /// GETs `uri`, which answers with a redirect (job and run logs): the `Location`, or
+    /// `None` when GitHub has nothing there (404, 410).
+    pub(crate) async fn get_redirect(&self, uri: &str) -> Result<Option<String>> {
+        match self.send("GET", uri, None, None).await {
+            Ok((status, h, body)) if status.is_redirection() => h
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(|l| Some(l.to_owned()))
+                .ok_or_else(|| self.http_error("GET", uri, status, &body)),
+            Ok((status, _, body)) => Err(self.http_error("GET", uri, status, &body)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Http {
+                        status: 404 | 410,
+                        ..
+                    }
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn send(
@@ -454,7 +485,7 @@ impl GitHubClient {
                 self.octo.body_to_string(response).await.map_err(|e| {
                     Error::new(ErrorKind::Transport(format!("reading the body: {e}")))
                 })?;
-            if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            if status.is_success() || status.is_redirection() {
                 return Ok((status, h, text));
             }
             if let Some(wait) = self.rate_limit_wait(status, &h, &text) {

@@ -33,6 +33,7 @@ use crate::alert::{Alert, AlertKind, Evidence, Fingerprint, Severity};
 use crate::detect::{Consecutive, Cusum, Ewma, RobustZ, Signal};
 use crate::kpi::{self, GroupKey, Kpis, RunFacts};
 use crate::model::Run;
+use crate::problem::Problem;
 use crate::rules::{Rules, Thresholds};
 
 /// What one observed run changed.
@@ -164,6 +165,8 @@ pub struct Monitor {
     branch: Option<String>,
     states: HashMap<String, WorkflowState, BuildHasherDefault<Fnv>>,
     active: BTreeMap<Fingerprint, Alert>,
+    /// Every problem that fired, bounded by workflows × alert kinds.
+    problems: BTreeMap<Fingerprint, Problem>,
 }
 
 impl Monitor {
@@ -174,6 +177,7 @@ impl Monitor {
             branch: None,
             states: HashMap::default(),
             active: BTreeMap::new(),
+            problems: BTreeMap::new(),
         }
     }
 
@@ -234,6 +238,13 @@ impl Monitor {
     /// Alerts raised and not yet recovered, by fingerprint.
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()
+    }
+
+    /// Every problem that fired over the observed history, by fingerprint: the open ones and
+    /// those that recovered, with how often each fired and recovered. Memory is bounded by
+    /// workflows × alert kinds.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.values()
     }
 
     /// Observes one run. Runs that are not completed are ignored (observe them again once
@@ -435,8 +446,19 @@ impl Monitor {
         }
         for a in &obs.alerts {
             self.active.insert(a.fingerprint.clone(), a.clone());
+            match self.problems.get_mut(&a.fingerprint) {
+                Some(p) => p.fire(a),
+                None => {
+                    self.problems.insert(a.fingerprint.clone(), Problem::new(a));
+                }
+            }
         }
         obs.recovered.retain(|fp| self.active.remove(fp).is_some());
+        for fp in &obs.recovered {
+            if let Some(p) = self.problems.get_mut(fp) {
+                p.recover(facts.completed_at);
+            }
+        }
         obs
     }
 

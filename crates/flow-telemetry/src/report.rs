@@ -14,7 +14,10 @@
 //!     "success_rate": 0.93, ..., "duration_ms": {"n","mean","p50","p90","p95","p99"} | null,
 //!     "trend": [{"first_created_ms", "runs", "mean_duration_ms", "failure_rate"}]  // oldest first
 //!   }],
-//!   "alerts": [Alert]                  // active alerts, see alert::Alert
+//!   "alerts": [Alert],                 // active alerts, see alert::Alert
+//!   "problems": [Problem],             // optional: every problem over the history, see
+//!                                      // problem::Problem (Report::of_monitor, of_runs)
+//!   "truncated": true                  // optional: a limit cut the runs read (absent: false)
 //! }
 //! ```
 //!
@@ -30,7 +33,9 @@ use crate::kpi::{JobKpis, Kpis, RunFacts, job_kpis};
 use crate::model::Job;
 use crate::model::Run;
 use crate::monitor::Monitor;
+use crate::problem::{Problem, ProblemStatus};
 use crate::rules::Rules;
+use crate::time::Clock;
 
 /// The current JSON schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -78,6 +83,15 @@ pub struct Report {
     /// (a poller fetches those of failed runs); omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobKpis>,
+    /// Every problem that fired over the observed history (open and recovered), by
+    /// fingerprint, from [`Report::of_monitor`], [`Report::of_runs`] or
+    /// [`Report::with_problems`]; omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+    /// True when a limit (pages read, a result cap) cut the runs the report covers: older
+    /// runs exist that it did not see. Set with [`Report::with_truncated`]; omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Splits `facts` (oldest first) into at most `buckets` runs of consecutive runs.
@@ -106,7 +120,9 @@ pub fn trend(facts: &[RunFacts], buckets: usize) -> Vec<TrendPoint> {
 }
 
 impl Report {
-    /// The report of `monitor`'s current state.
+    /// The report of `monitor`'s current state, dated `generated_at_ms` (unix ms): KPIs and
+    /// the alerts active now. [`Report::of_monitor`] dates it from a clock and adds the
+    /// history of every problem.
     pub fn from_monitor(monitor: &Monitor, generated_at_ms: i64) -> Self {
         let workflows = monitor
             .kpis()
@@ -123,7 +139,47 @@ impl Report {
             workflows,
             alerts: monitor.active_alerts().cloned().collect(),
             jobs: Vec::new(),
+            problems: Vec::new(),
+            truncated: false,
         }
+    }
+
+    /// The report of everything `monitor` observed, dated by `clock`: KPIs, active alerts,
+    /// and every problem that fired over the history ([`Report::problems`]: open and
+    /// recovered). Use [`SystemClock`](crate::SystemClock) for "now".
+    pub fn of_monitor(monitor: &Monitor, clock: &dyn Clock) -> Self {
+        Self::from_monitor(monitor, clock.now_ms()).with_problems(monitor)
+    }
+
+    /// Runs `runs` (oldest first) through a fresh [`Monitor`] with `rules` and reports as
+    /// [`Report::of_monitor`] does, dated by `clock`.
+    pub fn of_runs(runs: &[Run], rules: &Rules, clock: &dyn Clock) -> Self {
+        let mut m = Monitor::new(rules.clone());
+        for r in runs {
+            m.observe(r);
+        }
+        Self::of_monitor(&m, clock)
+    }
+
+    /// Adds every problem that fired over `monitor`'s history, open and recovered.
+    #[must_use]
+    pub fn with_problems(mut self, monitor: &Monitor) -> Self {
+        self.problems = monitor.problems().cloned().collect();
+        self
+    }
+
+    /// Marks the report as covering runs cut by a limit (see [`Report::truncated`]).
+    #[must_use]
+    pub fn with_truncated(mut self, truncated: bool) -> Self {
+        self.truncated = truncated;
+        self
+    }
+
+    /// The problems that fired and recovered by the end of the history.
+    pub fn recovered_problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.status == ProblemStatus::Recovered)
     }
 
     /// Adds the job and step KPIs of `jobs`.
@@ -133,7 +189,9 @@ impl Report {
         self
     }
 
-    /// Runs `runs` (oldest first) through a fresh [`Monitor`] with `rules` and reports.
+    /// Runs `runs` (oldest first) through a fresh [`Monitor`] with `rules` and reports
+    /// (the active alerts only; [`Report::of_runs`] also lists every problem of the history
+    /// and dates the report from a clock).
     pub fn from_runs(runs: &[Run], rules: &Rules, generated_at_ms: i64) -> Self {
         let mut m = Monitor::new(rules.clone());
         for r in runs {
@@ -201,6 +259,34 @@ impl Report {
                     a.kind,
                     md_escape(&a.summary),
                     run
+                );
+            }
+        }
+        if self.truncated {
+            let _ = writeln!(
+                s,
+                "\n> **Truncated**: a limit cut the runs read; older runs are not in this report."
+            );
+        }
+        if !self.problems.is_empty() {
+            let _ = writeln!(s, "\n### Problems over the history\n");
+            let _ = writeln!(
+                s,
+                "| status | workflow | problem | fired | recovered | first fired | last recovered |"
+            );
+            let _ = writeln!(s, "|---|---|---|---:|---:|---|---|");
+            for p in &self.problems {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | `{}` | {} | {} | {} | {} |",
+                    if p.is_open() { "open" } else { "recovered" },
+                    md_escape(&p.workflow),
+                    p.kind,
+                    p.fired,
+                    p.recovered,
+                    crate::model::ts::format_ms(p.first_fired_at_ms),
+                    p.last_recovered_at_ms
+                        .map_or_else(dash, crate::model::ts::format_ms),
                 );
             }
         }

@@ -8,7 +8,7 @@
 //! - **Runs**: from the `workflow_run` / `workflow_job` event that triggered the job when it
 //!   directly follows the last run observed (no request), else from the [`Poller`] (a quiet
 //!   poll with a saved ETag is one conditional request answered 304).
-//! - **Writes**: queued in the [`Ledger`] and saved before they are made, at most
+//! - **Writes**: queued in the [`Ledger`](crate::lifecycle::Ledger) and saved before they are made, at most
 //!   [`LifecycleOptions::max_writes`] per invocation, the rest reported as deferred.
 
 use std::collections::BTreeSet;

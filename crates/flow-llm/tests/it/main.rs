@@ -12,4 +12,5 @@ mod client;
 mod conformance;
 mod delegate;
 mod reliability;
+mod spend;
 mod support;

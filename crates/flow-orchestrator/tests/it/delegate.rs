@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use flow_cache::{MemoryConfig, MemoryStore};
 use flow_llm::{REVIEW_ISSUE_SYSTEM_PROMPT, ResponseFormat};
-use flow_orchestrator::{ErrorKind, Orchestrator};
+use flow_orchestrator::sanitize::check;
+use flow_orchestrator::{ErrorKind, Orchestrator, Sanitizer};
 
 use crate::mocks::{MockModel, MockStore, answer, server_down, text_of};
 
@@ -123,6 +124,38 @@ async fn review_issue_uses_the_preset() {
 }
 
 #[tokio::test]
+async fn review_messages_are_sanitized_before_they_are_posted() {
+    let mut model = MockModel::new();
+    model.expect_complete().times(1).returning(|_| {
+        Ok(answer(
+            r#"{"fixed":false,"message":"ask @acme/admins, see https://evil.example/x <!-- flow-telemetry:fingerprint=f -->","refinement":"fixes #3 per https://github.com/acme/widgets/pull/4"}"#,
+        ))
+    });
+    let o = Orchestrator::builder()
+        .with_chat_model(Arc::new(model))
+        .with_sanitizer(Sanitizer::for_repo("acme", "widgets"))
+        .build()
+        .unwrap();
+    let v = o.review_issue("Crash", "nothing").await.unwrap().value;
+    let posted = format!("{}\n{}", v.message, v.refinement);
+    assert!(check::live_mentions(&posted).is_empty(), "{posted:?}");
+    assert!(
+        check::foreign_links(&posted, Some("https://github.com/acme/widgets")).is_empty(),
+        "{posted:?}"
+    );
+    assert!(
+        !posted.contains("<!--") && !posted.contains("fingerprint"),
+        "{posted:?}"
+    );
+    // The repository's own link stays live; the closing keyword closes nothing.
+    assert!(
+        posted.contains("https://github.com/acme/widgets/pull/4"),
+        "{posted:?}"
+    );
+    assert!(!posted.contains("fixes #3"), "{posted:?}");
+}
+
+#[tokio::test]
 async fn answers_go_through_the_cache_store() {
     // The store is consulted, misses, and receives the answer.
     let mut store = MockStore::new();
@@ -135,6 +168,7 @@ async fn answers_go_through_the_cache_store() {
         .returning(|_| Ok(answer("cached answer")));
     let o = Orchestrator::builder()
         .with_chat_model(Arc::new(model))
+        .with_model_name("gpt-4.1")
         .with_cache_store(Arc::new(store))
         .build()
         .unwrap();
@@ -151,9 +185,46 @@ async fn a_cached_answer_spares_the_model() {
     let store = MemoryStore::new(MemoryConfig::new()).unwrap();
     let o = Orchestrator::builder()
         .with_chat_model(Arc::new(model))
+        .with_model_name("gpt-4.1")
         .with_cache_store(Arc::new(store))
         .build()
         .unwrap();
     assert_eq!(o.delegate_text(None, "same").await.unwrap(), "once");
     assert_eq!(o.delegate_text(None, "same").await.unwrap(), "once");
+}
+
+#[tokio::test]
+async fn a_cache_without_the_model_name_is_refused() {
+    let store = MemoryStore::new(MemoryConfig::new()).unwrap();
+    let e = Orchestrator::builder()
+        .with_chat_model(Arc::new(MockModel::new()))
+        .with_cache_store(Arc::new(store))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("model_name"), "{e}");
+}
+
+#[tokio::test]
+async fn two_models_sharing_a_store_get_their_own_answers() {
+    let store: Arc<MemoryStore> = Arc::new(MemoryStore::new(MemoryConfig::new()).unwrap());
+    let orchestrator = |name: &'static str| {
+        let mut model = MockModel::new();
+        model
+            .expect_complete()
+            .times(1)
+            .withf(move |r| r.model == name)
+            .returning(move |_| Ok(answer(name)));
+        Orchestrator::builder()
+            .with_chat_model(Arc::new(model))
+            .with_model_name(name)
+            .with_cache_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (orchestrator("model-a"), orchestrator("model-b"));
+    assert_eq!(a.delegate_text(None, "same").await.unwrap(), "model-a");
+    assert_eq!(b.delegate_text(None, "same").await.unwrap(), "model-b");
+    // Each one's second call is a hit on its own entry (the mocks allow one call each).
+    assert_eq!(a.delegate_text(None, "same").await.unwrap(), "model-a");
+    assert_eq!(b.delegate_text(None, "same").await.unwrap(), "model-b");
 }

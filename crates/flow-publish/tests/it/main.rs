@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod manifest;
 mod metadata;
 mod package;
 mod release;

@@ -2,8 +2,10 @@
 
 use serde::Deserialize;
 
+use super::stream::{ReadOptions, ReadStats, read_runs};
 use super::{RunPage, RunQuery, RunSource, page_of};
 use crate::error::{Error, ErrorKind, Result};
+use crate::history::History;
 use crate::model::{Conclusion, Job, Run, RunId, RunStatus, WorkflowId, ts};
 
 /// What `gh run list --json <fields>` writes for one run (camelCase fields).
@@ -90,13 +92,33 @@ pub fn parse_ndjson_line(line: &str) -> Result<Run> {
     })
 }
 
-/// Parses exported history in any supported shape, detected from the content:
-/// a REST page `{"total_count", "workflow_runs": [...]}`, a JSON array (of `gh run list --json`
-/// objects or of REST runs), one REST run object, or NDJSON (one run per line; blank lines skipped).
+/// Parses exported history in any supported shape, detected from the content: a REST page
+/// `{"total_count", "workflow_runs": [...]}`, several pages (a JSON array of them, or one after
+/// another), a JSON array (of `gh run list --json` objects or of REST runs), one REST run
+/// object or `workflow_run` event, or NDJSON (one run per line; blank lines skipped).
+///
+/// This is the streaming, typed parser of [`stream`](super::stream) collecting into a `Vec`;
+/// use [`stream::read_runs`](super::stream::read_runs) to see runs one at a time.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] naming the line, page and run, or element that is not a run.
+pub fn parse_runs(text: &str) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    super::stream::read_runs_from_slice(
+        text.as_bytes(),
+        &super::stream::ReadOptions::default().threads(1),
+        |r| runs.push(r),
+    )?;
+    Ok(runs)
+}
+
+/// The reference parser [`parse_runs`] replaced: builds a `serde_json::Value` tree of the whole
+/// text, then converts it. Kept as the baseline of the benchmarks and the oracle of the
+/// property tests; it reads one page, not several.
 ///
 /// # Errors
 /// [`ErrorKind::Parse`] naming the line or element that is not a run.
-pub fn parse_runs(text: &str) -> Result<Vec<Run>> {
+pub fn parse_runs_tree(text: &str) -> Result<Vec<Run>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let values: Vec<serde_json::Value> =
@@ -193,19 +215,24 @@ impl FileSource {
         parse_runs(text).map(Self::new)
     }
 
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`, streaming (see [`super::stream::read_runs`]).
     ///
     /// # Errors
     /// [`ErrorKind::Io`] when it cannot be read, else as [`parse_runs`].
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let io = |e: std::io::Error| {
             Error::new(ErrorKind::Io {
                 path: path.display().to_string(),
                 detail: e.to_string(),
             })
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut runs = Vec::new();
+        super::stream::read_runs(file, &super::stream::ReadOptions::default(), |r| {
+            runs.push(r);
         })?;
-        Self::from_text(&text)
+        Ok(Self::new(runs))
     }
 
     /// Adds jobs that [`RunSource::jobs`] will answer with.
@@ -237,6 +264,183 @@ impl RunSource for FileSource {
     }
 }
 
+/// What [`ingest`] keeps and filters.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Workflow, branch, event and status filters (its page fields are ignored).
+    pub query: RunQuery,
+    /// Only runs created at or after this time, unix ms.
+    pub since: Option<i64>,
+    /// Only runs created before this time, unix ms.
+    pub until: Option<i64>,
+    /// Newest runs kept per workflow (by completion) for the windowed KPIs and the detectors.
+    pub retain: usize,
+    /// How the file is read.
+    pub read: ReadOptions,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            query: RunQuery::new(),
+            since: None,
+            until: None,
+            retain: DEFAULT_RETAIN,
+            read: ReadOptions::default(),
+        }
+    }
+}
+
+/// Runs kept per workflow by default: four times the default KPI window, so the detectors'
+/// baselines and warm-up are long past when the window's runs are replayed.
+pub const DEFAULT_RETAIN: usize = 2_000;
+
+/// What [`ingest`] read: whole-history KPIs of every matching run, and the newest runs of each
+/// workflow for the windowed KPIs and detection.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// Whole-history KPIs of every run that passed the filters.
+    pub history: History,
+    /// The newest [`IngestOptions::retain`] runs of each workflow, in completion order.
+    pub source: FileSource,
+    /// What the reader saw (runs, skipped malformed records, bytes).
+    pub stats: ReadStats,
+    /// Runs left out by the filters.
+    pub filtered_out: u64,
+    /// Repeated runs (same id and attempt, as overlapping page exports hold) counted once.
+    pub duplicates: u64,
+}
+
+/// A run ordered by completion, for the retention heaps.
+#[derive(Debug)]
+struct ByCompletion(Run);
+
+impl ByCompletion {
+    fn key(&self) -> (Option<i64>, Option<i64>, u64, u32) {
+        let r = &self.0;
+        (
+            r.updated_at.or(r.created_at),
+            r.created_at,
+            r.id.0,
+            r.run_attempt,
+        )
+    }
+}
+
+impl PartialEq for ByCompletion {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for ByCompletion {}
+impl PartialOrd for ByCompletion {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByCompletion {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Recently seen (id, attempt) pairs: catches the repeats of overlapping page exports in
+/// bounded memory.
+#[derive(Debug, Default)]
+struct Recent {
+    set: std::collections::HashSet<(u64, u32)>,
+    order: std::collections::VecDeque<(u64, u32)>,
+}
+
+impl Recent {
+    const CAP: usize = 4_096;
+
+    /// False when `key` was seen among the last [`Self::CAP`] runs.
+    fn insert(&mut self, key: (u64, u32)) -> bool {
+        if !self.set.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// Reads an export from `reader` in one streaming pass: every run that passes the filters is
+/// folded into whole-history KPIs, and only the newest `retain` runs of each workflow are kept.
+/// Memory is bounded by the workflows × `retain`, not by the file.
+///
+/// # Errors
+/// As [`read_runs`].
+pub fn ingest<R: std::io::Read>(reader: R, opts: &IngestOptions) -> Result<Ingested> {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+    let mut history = History::new();
+    let mut kept: HashMap<String, BinaryHeap<Reverse<ByCompletion>>> = HashMap::new();
+    let mut recent = Recent::default();
+    let (mut filtered_out, mut duplicates) = (0u64, 0u64);
+    let retain = opts.retain.max(1);
+    let stats = read_runs(reader, &opts.read, |run| {
+        let in_range = match (opts.since, opts.until, run.created_at) {
+            (None, None, _) => true,
+            (_, _, None) => false,
+            (since, until, Some(t)) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+        };
+        if !in_range || !opts.query.matches(&run) {
+            filtered_out += 1;
+            return;
+        }
+        if !recent.insert((run.id.0, run.run_attempt)) {
+            duplicates += 1;
+            return;
+        }
+        history.add(&run);
+        let heap = match kept.get_mut(run.workflow_key().as_ref()) {
+            Some(h) => h,
+            None => kept.entry(run.workflow_key().into_owned()).or_default(),
+        };
+        let run = ByCompletion(run);
+        if heap.len() < retain {
+            heap.push(Reverse(run));
+        } else if heap.peek().is_some_and(|Reverse(oldest)| *oldest < run) {
+            heap.pop();
+            heap.push(Reverse(run));
+        }
+    })?;
+    history.invalid = stats.invalid;
+    let mut runs: Vec<ByCompletion> = kept
+        .into_values()
+        .flat_map(|h| h.into_iter().map(|Reverse(r)| r))
+        .collect();
+    runs.sort();
+    Ok(Ingested {
+        history,
+        source: FileSource::new(runs.into_iter().map(|r| r.0).collect()),
+        stats,
+        filtered_out,
+        duplicates,
+    })
+}
+
+/// [`ingest`] of the file at `path`.
+///
+/// # Errors
+/// [`ErrorKind::Io`] when it cannot be opened, else as [`ingest`].
+pub fn ingest_path(path: impl AsRef<std::path::Path>, opts: &IngestOptions) -> Result<Ingested> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| {
+        Error::new(ErrorKind::Io {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    })?;
+    ingest(file, opts)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -258,7 +462,7 @@ mod tests {
     #[test]
     fn ndjson_error_names_the_line() {
         let err = parse_runs("{\"id\":1}\n\nnot json\n").unwrap_err();
-        assert!(err.to_string().contains("ndjson line 3"), "{err}");
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[tokio::test]
@@ -278,5 +482,46 @@ mod tests {
         let p3 = src.runs(&RunQuery::new().with_page(3)).await.unwrap();
         assert_eq!(p3.runs.len(), 50);
         assert_eq!(p3.next_page, None);
+    }
+
+    #[test]
+    fn ingest_keeps_the_newest_per_workflow_and_counts_everything() {
+        let mut text = String::new();
+        // Newest first, as GitHub pages are; run 50 repeats (an overlapping page).
+        for i in (1..=300u64).rev().chain([50]) {
+            let wf = if i % 3 == 0 { "Release" } else { "CI" };
+            let t = |s: u64| ts::format_ms(1_700_000_000_000 + (i * 60 + s) as i64 * 1000);
+            text.push_str(&format!(
+                "{{\"id\":{i},\"name\":\"{wf}\",\"status\":\"completed\",\"conclusion\":\"success\",\
+                 \"created_at\":\"{}\",\"run_started_at\":\"{}\",\"updated_at\":\"{}\"}}\n",
+                t(0),
+                t(1),
+                t(30)
+            ));
+        }
+        let opts = IngestOptions {
+            retain: 10,
+            since: Some(1_700_000_000_000 + 21 * 60_000),
+            ..IngestOptions::default()
+        };
+        let got = ingest(text.as_bytes(), &opts).unwrap();
+        assert_eq!(got.stats.runs, 301);
+        assert_eq!((got.filtered_out, got.duplicates), (20, 1));
+        assert_eq!(got.history.runs(), 280);
+        assert_eq!(
+            got.history.workflows["CI"].counts.count
+                + got.history.workflows["Release"].counts.count,
+            280
+        );
+        let kept = got.source.all();
+        assert_eq!(kept.len(), 20);
+        assert!(kept.is_sorted_by_key(|r| r.updated_at));
+        assert_eq!(kept.last().unwrap().id, RunId(300));
+        assert!(kept.iter().filter(|r| r.name == "CI").all(|r| r.id.0 > 284));
+        let until = IngestOptions {
+            until: Some(1_700_000_000_000 + 11 * 60_000),
+            ..IngestOptions::default()
+        };
+        assert_eq!(ingest(text.as_bytes(), &until).unwrap().history.runs(), 10);
     }
 }

@@ -4,10 +4,15 @@
 //!   conditional requests;
 //! - [`event::EventSource`]: one `workflow_run` / `workflow_job` payload at `GITHUB_EVENT_PATH`;
 //! - [`file::FileSource`]: `gh run list --json` output, REST pages or NDJSON.
+//!
+//! [`evidence::EvidenceSource`] is the seam for what explains a failure (annotations, log
+//! tails, commits), implemented by the same GitHub source.
 
 pub mod event;
+pub mod evidence;
 pub mod file;
 pub mod github;
+pub mod stream;
 pub mod sync;
 
 use std::sync::Arc;
@@ -93,6 +98,22 @@ impl RunQuery {
     pub fn with_created(mut self, range: impl Into<String>) -> Self {
         self.created = Some(range.into());
         self
+    }
+
+    /// True when `r` passes the workflow, branch, event and status filters (not the page).
+    pub fn matches(&self, r: &Run) -> bool {
+        self.workflow.as_deref().is_none_or(|w| {
+            r.workflow_id.0.to_string() == w
+                || r.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.split('@').next() == Some(w))
+                || r.name == w
+        }) && self.branch.as_deref().is_none_or(|b| r.head_branch == b)
+            && self.event.as_deref().is_none_or(|e| r.event == e)
+            && self.status.as_deref().is_none_or(|s| {
+                r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
+            })
     }
 
     /// Page `page` (from 1).
@@ -199,23 +220,7 @@ impl<T: RunSource + ?Sized> RunSource for Arc<T> {
 
 /// Filters and pages an in-memory list of runs the way GitHub would (newest first).
 pub(crate) fn page_of(all: &[Run], query: &RunQuery) -> RunPage {
-    let mut matching: Vec<&Run> = all
-        .iter()
-        .filter(|r| {
-            query.workflow.as_deref().is_none_or(|w| {
-                r.workflow_id.0.to_string() == w
-                    || r.path
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|f| f.split('@').next() == Some(w))
-                    || r.name == w
-            }) && query.branch.as_deref().is_none_or(|b| r.head_branch == b)
-                && query.event.as_deref().is_none_or(|e| r.event == e)
-                && query.status.as_deref().is_none_or(|s| {
-                    r.status.as_str() == s || r.conclusion.is_some_and(|c| c.as_str() == s)
-                })
-        })
-        .collect();
+    let mut matching: Vec<&Run> = all.iter().filter(|r| query.matches(r)).collect();
     matching.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
     let per = usize::from(query.per_page.clamp(1, 100));
     let start = (query.page.max(1) as usize - 1) * per;

@@ -52,6 +52,10 @@ pub struct SyncBatch {
     pub list_requests: u32,
     /// Job requests made (one per failed run; more when a run has over 100 jobs).
     pub job_requests: u32,
+    /// True when the page limit (the first poll's pages, or the later polls' maximum) stopped
+    /// the listing while older pages remained that could hold runs not seen yet: the batch
+    /// may miss runs.
+    pub truncated: bool,
 }
 
 /// Where a [`Poller`] is, to carry across processes: serialize it after a poll, restore it
@@ -204,6 +208,11 @@ impl<S: RunSource> Poller<S> {
             fresh.extend(p.runs);
             match p.next_page {
                 Some(n) if !done && page < max_pages => page = n,
+                Some(_) if !done => {
+                    batch.truncated = true;
+                    tracing::warn!(target: "flow.monitor", pages = page, "stopped listing at the page limit: older runs were not read");
+                    break;
+                }
                 _ => break,
             }
         }

@@ -272,3 +272,104 @@ fn runner_errors_count_as_errors_not_failures() {
     run.runner_error = true;
     assert_eq!(run.outcome(), Outcome::Error);
 }
+
+mod whole_history {
+    use super::*;
+    use flow_telemetry::history::{Distribution, History, RELATIVE_ERROR};
+
+    fn within(est: i64, exact: i64) -> bool {
+        (est - exact).abs() as f64 <= RELATIVE_ERROR * exact.abs() as f64 + 0.5
+    }
+
+    fn fold(runs: &[Run]) -> History {
+        let mut h = History::new();
+        runs.iter().for_each(|r| h.add(r));
+        h
+    }
+
+    proptest! {
+        #[test]
+        fn sketch_percentiles_are_within_the_bound(
+            mut v in proptest::collection::vec(prop_oneof![0i64..100, 0i64..100_000_000], 1..400),
+        ) {
+            let mut d = Distribution::default();
+            v.iter().for_each(|&x| d.add(x));
+            v.sort_unstable();
+            for p in [50.0, 90.0, 95.0, 99.0, 0.0, 100.0] {
+                let exact = pct(&v, p / 100.0);
+                let est = d.percentile(p).unwrap();
+                prop_assert!(within(est, exact), "p{p}: {est} vs exact {exact}");
+            }
+        }
+
+        #[test]
+        fn merged_histories_equal_the_whole(
+            runs in proptest::collection::vec(arb_run(), 0..150),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+        ) {
+            let whole = fold(&runs);
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(runs.len() + 1)).collect();
+            at.push(0);
+            at.push(runs.len());
+            at.sort_unstable();
+            let mut merged = History::default();
+            for w in at.windows(2) {
+                // Through JSON, as `flow report merge` reads them.
+                let shard = History::from_json(&fold(&runs[w[0]..w[1]]).to_json()).unwrap();
+                merged.merge(&shard);
+            }
+            prop_assert_eq!(merged.runs(), whole.runs());
+            for (k, w) in &whole.workflows {
+                let m = &merged.workflows[k];
+                prop_assert_eq!(&m.counts, &w.counts);
+                prop_assert_eq!((m.first_created_at, m.last_created_at), (w.first_created_at, w.last_created_at));
+                for (a, b) in [(&m.duration, &w.duration), (&m.queue, &w.queue)] {
+                    prop_assert_eq!(a.count(), b.count());
+                    prop_assert_eq!(a.mean(), b.mean());
+                    for p in [50.0, 90.0, 95.0, 99.0] {
+                        let (x, y) = (a.percentile(p), b.percentile(p));
+                        prop_assert!(x.zip(y).is_none_or(|(x, y)| within(x, y)), "{x:?} vs {y:?}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn whole_history_matches_the_windowed_oracle_over_every_run(
+            runs in proptest::collection::vec(arb_run(), 0..150),
+        ) {
+            // Over the whole set, the windowed KPIs are the oracle-tested reference.
+            let h = fold(&runs);
+            let reference = kpi::kpis(&runs, GroupBy::Workflow, "main");
+            prop_assert_eq!(h.workflows.len(), reference.len());
+            let json: serde_json::Value = serde_json::from_str(&h.to_json()).unwrap();
+            for (i, k) in reference.iter().enumerate() {
+                let w = &h.workflows[&k.key.workflow];
+                let v = &k.values;
+                prop_assert_eq!((w.counts.count, w.counts.in_progress), (v.count, v.in_progress));
+                let j = &json["workflows"][i];
+                prop_assert_eq!(j["workflow"].as_str(), Some(k.key.workflow.as_str()));
+                for (field, want) in [
+                    ("success_rate", v.success_rate),
+                    ("failure_rate", v.failure_rate),
+                    ("cancelled_rate", v.cancelled_rate),
+                    ("timed_out_rate", v.timed_out_rate),
+                    ("error_rate", v.error_rate),
+                    ("rerun_rate", v.rerun_rate),
+                    ("throughput_per_day", v.throughput_per_day),
+                ] {
+                    prop_assert!(close(j[field].as_f64().unwrap(), want), "{field}");
+                }
+                for (d, s) in [(&w.duration, v.duration_ms), (&w.queue, v.queue_ms)] {
+                    prop_assert_eq!(d.count(), s.map_or(0, |s| s.n));
+                    if let Some(s) = s {
+                        prop_assert!(close(d.mean().unwrap(), s.mean));
+                        for (p, exact) in [(50.0, s.p50), (90.0, s.p90), (95.0, s.p95), (99.0, s.p99)] {
+                            prop_assert!(within(d.percentile(p).unwrap(), exact), "p{p}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -7,8 +7,11 @@
 )]
 
 mod events;
+mod evidence;
 mod fake_github;
 mod github_source;
+mod history;
+mod ingest;
 mod issue_sink;
 mod kpi_props;
 mod quality;
