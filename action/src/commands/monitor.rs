@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_orchestrator::{AlertOutcome, MonitorReport};
+use flow_orchestrator::{AlertOutcome, MonitorOptions, MonitorReport};
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::session::BranchScope;
+use flow_telemetry::source::event::{Event, parse_event};
 use flow_telemetry::source::file::FileSource;
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::{DryRunSink, RunSource, Severity};
@@ -43,8 +45,11 @@ impl std::fmt::Display for Origin {
 }
 
 pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    // --workflow, --branch, --close-on-recovery, --max-writes and --state are settings,
+    // resolved at the top; --event and --reset-state are this invocation's.
     let settings = ctx.settings()?;
     let config = &settings.config;
+    let event = read_event(args, ctx)?;
     if args.open_issues {
         anyhow::ensure!(
             config.telemetry.repository.is_some(),
@@ -64,7 +69,8 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
             .with_context(|| format!("reading runs from {}", path.display()))?;
         (Arc::new(source), Origin::File(path.display().to_string()))
     } else if let Some(repo) = &config.telemetry.repository {
-        let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
+        // Conditional requests on: a quiet poll with current state is one 304.
+        let mut gh = GitHubConfig::from_slug(repo)?;
         if let Some(api) = &config.github.api_url {
             gh = gh.with_base_url(api.trim_end_matches('/'));
         }
@@ -86,10 +92,66 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     if !args.open_issues {
         builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
     }
+    let offline = !matches!(origin, Origin::Repository(_));
+    let mut options = builder_options(config, offline);
+    options.triage = settings.triage();
+    options.event = event;
+    options.reset_state = args.reset_state;
+    builder = builder.with_monitor_options(options);
+    if let Some(spec) = &config.telemetry.state {
+        let key = state_key(config);
+        let store = rt
+            .block_on(flow_telemetry::state::open_store(spec, &key))
+            .with_context(|| format!("opening the monitor state {spec}"))?;
+        builder = builder.with_state_store(store);
+    }
     let orchestrator = builder.build()?;
     let report = rt.block_on(orchestrator.monitor())?;
     progress.finish();
     outcome(args, &origin, &report)
+}
+
+/// The monitor options the configuration gives, with every branch watched offline (an
+/// exported history or the sample has no default branch to single out) unless one is named.
+fn builder_options(config: &flow_orchestrator::FlowConfig, offline: bool) -> MonitorOptions {
+    let mut o = flow_orchestrator::monitor_options(config);
+    if offline && config.telemetry.branch.is_none() && config.telemetry.rules.branch.is_none() {
+        o.branch = BranchScope::All;
+    }
+    o
+}
+
+/// The Redis key of the state: one per repository, workflow and branch.
+fn state_key(config: &flow_orchestrator::FlowConfig) -> String {
+    format!(
+        "flow:monitor:{}:{}:{}",
+        config.telemetry.repository.as_deref().unwrap_or("-"),
+        config.telemetry.workflow.as_deref().unwrap_or("*"),
+        config.telemetry.branch.as_deref().unwrap_or("default")
+    )
+}
+
+/// The triggering event: `--event`, else `GITHUB_EVENT_PATH` when the job runs on
+/// `workflow_run` or `workflow_job` (the runner's variables, through the injected lookup).
+fn read_event(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Option<Event>> {
+    use flow_orchestrator::env::{GITHUB_EVENT_NAME, GITHUB_EVENT_PATH};
+    let path = match &args.event {
+        Some(p) => Some(p.clone()),
+        None => match ctx.var(GITHUB_EVENT_NAME).as_deref() {
+            Some("workflow_run" | "workflow_job") => {
+                ctx.var(GITHUB_EVENT_PATH).map(std::path::PathBuf::from)
+            }
+            _ => None,
+        },
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    let event = parse_event(&text)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    Ok(Some(event))
 }
 
 fn pct(x: f64) -> String {
@@ -104,17 +166,28 @@ fn issue_text(a: &AlertOutcome) -> String {
     match (&a.issue, &a.issue_error) {
         (Some(i), _) => i.to_string(),
         (None, Some(e)) => format!("FAILED: {e}"),
-        (None, None) => "none (no issue sink)".to_owned(),
+        (None, None) => match a.tracked_in {
+            Some(n) => format!("#{n} (open, nothing new to say)"),
+            None => "none".to_owned(),
+        },
     }
 }
 
 fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyhow::Result<Outcome> {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "flow monitor: {} runs ({} pages) from {origin}",
-        report.runs, report.pages
-    );
+    if report.from_event {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} new run(s) from the triggering event, {origin}",
+            report.runs
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} runs ({} pages) from {origin}",
+            report.runs, report.pages
+        );
+    }
     let _ = writeln!(
         text,
         "\n{:<24} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
@@ -169,7 +242,7 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
     if !report.recovered.is_empty() {
         let _ = writeln!(
             text,
-            "\n{} problem(s) fired and recovered within the history:",
+            "\n{} problem(s) recovered in the runs observed:",
             report.recovered.len()
         );
         for r in &report.recovered {
@@ -261,11 +334,13 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         };
         annotations.push(Annotation::new(level, al.summary.clone()).with_title(al.title()));
     }
-    let denied = report
-        .alerts
-        .iter()
-        .find(|a| a.triage_denied)
-        .and_then(|a| a.triage_error.as_deref());
+    let denied = report.triage_refused.as_deref().or_else(|| {
+        report
+            .alerts
+            .iter()
+            .find(|a| a.triage_denied)
+            .and_then(|a| a.triage_error.as_deref())
+    });
     let failure = match denied {
         Some(err) => Some(format!(
             "the triage was asked for but the model refused the credentials: {err}"
