@@ -105,6 +105,25 @@ pub fn action_metadata() -> flow_publish::Result<ActionMetadata> {
                 .with_input("key", "${{ steps.install.outputs.cache-key }}")
                 .with_input("path", "${{ steps.install.outputs.cache-path }}"),
             Step::run(
+                "Decide where the monitor state is kept",
+                "bash",
+                "bash \"$GITHUB_ACTION_PATH/scripts/state.sh\"\n",
+            )
+            .with_id("state")
+            .with_env("INPUT_COMMAND", "${{ inputs.command }}")
+            .with_env("INPUT_STATE", "${{ inputs.state }}")
+            .with_env("INPUT_WORKFLOW", "${{ inputs.workflow }}")
+            .with_env("INPUT_BRANCH", "${{ inputs.branch }}")
+            .with_env("FLOW_REPOSITORY", "${{ github.repository }}")
+            .with_env("FLOW_RUN_ID", "${{ github.run_id }}")
+            .with_env("FLOW_RUN_ATTEMPT", "${{ github.run_attempt }}"),
+            Step::uses("Restore the monitor state", CACHE_RESTORE)
+                .with_id("restore-state")
+                .with_if("steps.state.outputs.path != ''")
+                .with_input("path", "${{ steps.state.outputs.path }}")
+                .with_input("key", "${{ steps.state.outputs.key }}")
+                .with_input("restore-keys", "${{ steps.state.outputs.prefix }}"),
+            Step::run(
                 "Run flow",
                 "bash",
                 "bash \"$GITHUB_ACTION_PATH/scripts/run.sh\"\n",
@@ -115,6 +134,11 @@ pub fn action_metadata() -> flow_publish::Result<ActionMetadata> {
                 "${{ steps.install.outputs.bin || steps.fallback.outputs.bin }}",
             )
             .with_envs(run_env),
+            Step::uses("Save the monitor state", CACHE_SAVE)
+                .with_id("save-state")
+                .with_if("steps.state.outputs.path != ''")
+                .with_input("path", "${{ steps.state.outputs.path }}")
+                .with_input("key", "${{ steps.state.outputs.key }}"),
         ]));
     Ok(meta)
 }

@@ -341,16 +341,40 @@ pub struct MonitorArgs {
     /// Read runs from an exported JSON file instead of GitHub (offline; wins over --repo).
     #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
-    /// Only runs of this workflow (name, file name or id).
+    /// Only runs of this workflow: its display name (`CI`, `Build / Test`: resolved once
+    /// through the workflows list and remembered in the state), file name (`ci.yml`) or id.
     #[arg(long, value_name = "WORKFLOW")]
     pub workflow: Option<String>,
-    /// Only runs on this branch.
+    /// The branch whose runs are observed and raise issues (default: the repository's default
+    /// branch; `*` for every branch).
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// How many recent runs to read from the GitHub API at most, in pages of 100
-    /// (FLOW_MAX_PAGES × 100; default 1000). --from-file always reads the whole file.
+    /// How many recent runs the first invocation reads at most, in pages of 100
+    /// (FLOW_MAX_PAGES × 100; default 1000); later ones read only what is new. --from-file
+    /// always reads the whole file.
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u32>,
+    /// Where the monitor remembers its state between invocations: a JSON file (kept with
+    /// actions/cache by the composite action) or `redis://…` (shared by runners). Without it
+    /// every invocation starts from nothing.
+    #[arg(long, value_name = "PATH|redis://…")]
+    pub state: Option<String>,
+    /// Discard the saved state and start over (an unreadable or newer state is otherwise an
+    /// error).
+    #[arg(long)]
+    #[schemars(default)]
+    pub reset_state: bool,
+    /// Close a problem's issue when it recovers, naming the recovering run (default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub close_on_recovery: Option<bool>,
+    /// GitHub writes (new issues, comments, closes) per invocation; the rest is reported and
+    /// done by the next one (default 10).
+    #[arg(long, value_name = "N")]
+    pub max_writes: Option<u32>,
+    /// A `workflow_run` or `workflow_job` payload to observe (default: `GITHUB_EVENT_PATH` when
+    /// the job was triggered by one of those events).
+    #[arg(long, value_name = "PATH")]
+    pub event: Option<PathBuf>,
     /// Only runs created at or after this time: RFC 3339 or YYYY-MM-DD.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,

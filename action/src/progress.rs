@@ -143,6 +143,23 @@ impl RunSource for ProgressSource {
         self.progress.jobs();
         Ok(jobs)
     }
+
+    // The rest passes through: the saved ETag and the workflows list must reach the source.
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        self.inner.list_etag(query)
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        self.inner.seed_list_etag(query, etag);
+    }
+
+    async fn workflows(&self) -> flow_telemetry::Result<Vec<flow_telemetry::source::WorkflowRef>> {
+        self.inner.workflows().await
+    }
+
+    async fn run(&self, id: RunId) -> flow_telemetry::Result<Option<flow_telemetry::Run>> {
+        self.inner.run(id).await
+    }
 }
 
 #[cfg(test)]

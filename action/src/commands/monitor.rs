@@ -9,11 +9,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_orchestrator::MonitorOptions;
-use flow_orchestrator::{AlertOutcome, MonitorReport};
+use flow_orchestrator::{AlertOutcome, MonitorOptions, MonitorReport};
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::history::History;
 use flow_telemetry::model::ts;
+use flow_telemetry::session::BranchScope;
+use flow_telemetry::source::event::{Event, parse_event};
 use flow_telemetry::source::file::{FileSource, IngestOptions, ingest_path};
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::source::stream::ReadOptions;
@@ -48,6 +49,8 @@ impl std::fmt::Display for Origin {
 }
 
 pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    // --workflow, --branch, --close-on-recovery, --max-writes and --state are settings,
+    // resolved at the top; --event and --reset-state are this invocation's.
     let mut settings = ctx.settings()?;
     // Per-invocation options, not settings: the time window of this read.
     let since = args
@@ -60,6 +63,7 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         .as_deref()
         .map(|t| time_arg("--until", t, true))
         .transpose()?;
+    let event = read_event(args, ctx)?;
     let config = &settings.config;
     if args.open_issues {
         anyhow::ensure!(
@@ -102,25 +106,6 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     let _guard = rt.enter();
     let config = &settings.config;
     let mut builder = llm::builder(&settings)?;
-    if since.is_some() || until.is_some() {
-        let t = &config.telemetry;
-        let mut query = RunQuery::new();
-        if let Some(w) = &t.workflow {
-            query = query.with_workflow(w.clone());
-        }
-        if let Some(b) = &t.branch {
-            query = query.with_branch(b.clone());
-        }
-        if args.from_file.is_none() {
-            query = query.with_created(created_range(since, until));
-        }
-        builder = builder.with_monitor_options(MonitorOptions {
-            query,
-            max_pages: t.max_pages,
-            triage: t.triage.unwrap_or_else(|| config.llm.is_explicit()),
-            close_on_recovery: t.close_on_recovery,
-        });
-    }
     let (source, origin): (Arc<dyn RunSource>, Origin) = if let Some(got) = &ingested {
         let path = args.from_file.as_deref().map(|p| p.display().to_string());
         (
@@ -128,7 +113,8 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
             Origin::File(path.unwrap_or_default()),
         )
     } else if let Some(repo) = &config.telemetry.repository {
-        let mut gh = GitHubConfig::from_slug(repo)?.with_conditional(false);
+        // Conditional requests on: a quiet poll with current state is one 304.
+        let mut gh = GitHubConfig::from_slug(repo)?;
         if let Some(api) = &config.github.api_url {
             gh = gh.with_base_url(api.trim_end_matches('/'));
         }
@@ -156,6 +142,22 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     builder = builder.with_run_source(Arc::new(ProgressSource::new(source, progress.clone())));
     if !args.open_issues {
         builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
+    }
+    let offline = !matches!(origin, Origin::Repository(_));
+    let mut options = builder_options(config, offline);
+    options.triage = settings.triage();
+    options.event = event;
+    options.reset_state = args.reset_state;
+    if args.from_file.is_none() && (since.is_some() || until.is_some()) {
+        options.query = options.query.with_created(created_range(since, until));
+    }
+    builder = builder.with_monitor_options(options);
+    if let Some(spec) = &config.telemetry.state {
+        let key = state_key(config);
+        let store = rt
+            .block_on(flow_telemetry::state::open_store(spec, &key))
+            .with_context(|| format!("opening the monitor state {spec}"))?;
+        builder = builder.with_state_store(store);
     }
     let orchestrator = builder.build()?;
     let report = rt.block_on(orchestrator.monitor())?;
@@ -284,6 +286,66 @@ impl RunSource for HistoryTap {
     async fn jobs(&self, run: RunId) -> flow_telemetry::Result<Vec<Job>> {
         self.inner.jobs(run).await
     }
+
+    // The rest passes through: the saved ETag and the workflows list must reach the source.
+    fn list_etag(&self, query: &RunQuery) -> Option<String> {
+        self.inner.list_etag(query)
+    }
+
+    fn seed_list_etag(&self, query: &RunQuery, etag: &str) {
+        self.inner.seed_list_etag(query, etag);
+    }
+
+    async fn workflows(&self) -> flow_telemetry::Result<Vec<flow_telemetry::source::WorkflowRef>> {
+        self.inner.workflows().await
+    }
+
+    async fn run(&self, id: RunId) -> flow_telemetry::Result<Option<flow_telemetry::Run>> {
+        self.inner.run(id).await
+    }
+}
+
+/// The monitor options the configuration gives, with every branch watched offline (an
+/// exported history or the sample has no default branch to single out) unless one is named.
+fn builder_options(config: &flow_orchestrator::FlowConfig, offline: bool) -> MonitorOptions {
+    let mut o = flow_orchestrator::monitor_options(config);
+    if offline && config.telemetry.branch.is_none() && config.telemetry.rules.branch.is_none() {
+        o.branch = BranchScope::All;
+    }
+    o
+}
+
+/// The Redis key of the state: one per repository, workflow and branch.
+fn state_key(config: &flow_orchestrator::FlowConfig) -> String {
+    format!(
+        "flow:monitor:{}:{}:{}",
+        config.telemetry.repository.as_deref().unwrap_or("-"),
+        config.telemetry.workflow.as_deref().unwrap_or("*"),
+        config.telemetry.branch.as_deref().unwrap_or("default")
+    )
+}
+
+/// The triggering event: `--event`, else `GITHUB_EVENT_PATH` when the job runs on
+/// `workflow_run` or `workflow_job` (the runner's variables, through the injected lookup).
+fn read_event(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Option<Event>> {
+    use flow_orchestrator::env::{GITHUB_EVENT_NAME, GITHUB_EVENT_PATH};
+    let path = match &args.event {
+        Some(p) => Some(p.clone()),
+        None => match ctx.var(GITHUB_EVENT_NAME).as_deref() {
+            Some("workflow_run" | "workflow_job") => {
+                ctx.var(GITHUB_EVENT_PATH).map(std::path::PathBuf::from)
+            }
+            _ => None,
+        },
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    let event = parse_event(&text)
+        .with_context(|| format!("reading the event payload {}", path.display()))?;
+    Ok(Some(event))
 }
 
 fn pct(x: f64) -> String {
@@ -298,17 +360,28 @@ fn issue_text(a: &AlertOutcome) -> String {
     match (&a.issue, &a.issue_error) {
         (Some(i), _) => i.to_string(),
         (None, Some(e)) => format!("FAILED: {e}"),
-        (None, None) => "none (no issue sink)".to_owned(),
+        (None, None) => match a.tracked_in {
+            Some(n) => format!("#{n} (open, nothing new to say)"),
+            None => "none".to_owned(),
+        },
     }
 }
 
 fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyhow::Result<Outcome> {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "flow monitor: {} runs ({} pages) from {origin}",
-        report.runs, report.pages
-    );
+    if report.from_event {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} new run(s) from the triggering event, {origin}",
+            report.runs
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "flow monitor: {} runs ({} pages) from {origin}",
+            report.runs, report.pages
+        );
+    }
     let _ = writeln!(
         text,
         "\n{:<24} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
@@ -363,7 +436,7 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
     if !report.recovered.is_empty() {
         let _ = writeln!(
             text,
-            "\n{} problem(s) fired and recovered within the history:",
+            "\n{} problem(s) recovered in the runs observed:",
             report.recovered.len()
         );
         for r in &report.recovered {
@@ -455,11 +528,13 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         };
         annotations.push(Annotation::new(level, al.summary.clone()).with_title(al.title()));
     }
-    let denied = report
-        .alerts
-        .iter()
-        .find(|a| a.triage_denied)
-        .and_then(|a| a.triage_error.as_deref());
+    let denied = report.triage_refused.as_deref().or_else(|| {
+        report
+            .alerts
+            .iter()
+            .find(|a| a.triage_denied)
+            .and_then(|a| a.triage_error.as_deref())
+    });
     let failure = match denied {
         Some(err) => Some(format!(
             "the triage was asked for but the model refused the credentials: {err}"

@@ -29,8 +29,10 @@ pub(crate) struct Runner {
     /// `runner.os` / `RUNNER_OS` and `runner.arch` / `RUNNER_ARCH`.
     pub(crate) os: String,
     pub(crate) arch: String,
-    /// The Actions cache: one directory per key.
+    /// The Actions cache: one entry (a directory or a file) per key.
     pub(crate) cache_store: PathBuf,
+    /// `github.run_id` of the next run (each run is a new workflow run).
+    run_id: std::cell::Cell<u64>,
 }
 
 /// What one run of the action left behind.
@@ -94,6 +96,7 @@ impl Runner {
             os: "Linux".into(),
             arch: "X64".into(),
             cache_store,
+            run_id: std::cell::Cell::new(1000),
         }
     }
 
@@ -147,6 +150,8 @@ impl Runner {
             // Empty inside composite steps (actions/runner#2473): nothing may depend on it.
             ["github", "action_repository"] => String::new(),
             ["github", "repository"] => "octo/app".into(),
+            ["github", "run_id"] => self.run_id.get().to_string(),
+            ["github", "run_attempt"] => "1".into(),
             ["github", "token"] => "ghs_harness_token".into(),
             ["runner", "os"] => self.os.clone(),
             ["runner", "arch"] => self.arch.clone(),
@@ -169,6 +174,9 @@ impl Runner {
     }
 
     /// What actions/cache/restore and actions/cache/save do, against `cache_store`.
+    /// actions/cache/restore and actions/cache/save on the harness's cache store: an exact
+    /// `key` is a hit; else the newest entry whose key starts with one of `restore-keys` is
+    /// restored (not a hit). A relative `path` is in the workspace; a file or a directory.
     fn run_action(
         &self,
         uses: &str,
@@ -176,32 +184,71 @@ impl Runner {
         stdout: &mut String,
     ) -> (Option<i32>, HashMap<String, String>) {
         let key = with.get("key").cloned().unwrap_or_default();
-        let path = PathBuf::from(with.get("path").cloned().unwrap_or_default());
-        assert!(!key.is_empty() && path.is_absolute(), "{uses}: {with:?}");
-        let stored = self.cache_store.join(&key);
+        let path = self
+            .path("workspace")
+            .join(with.get("path").cloned().unwrap_or_default());
+        assert!(!key.is_empty(), "{uses}: {with:?}");
+        let entry = |k: &str| self.cache_store.join(k.replace('/', "%"));
+        // Save order, beside the store (not an entry): "newest" without relying on mtimes.
+        let order = self.cache_store.with_extension("order");
         let mut outputs = HashMap::new();
         match uses {
             flow_action::action_yml::CACHE_RESTORE => {
-                let hit = stored.is_dir();
-                if hit {
-                    copy_dir(&stored, &path);
-                    stdout.push_str(&format!("Cache restored from key: {key}\n"));
+                let saved = std::fs::read_to_string(&order).unwrap_or_default();
+                let hit = entry(&key).exists();
+                let found = if hit {
+                    Some(key.clone())
                 } else {
-                    stdout.push_str(&format!("Cache not found for input keys: {key}\n"));
+                    with.get("restore-keys")
+                        .into_iter()
+                        .flat_map(|p| p.lines())
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .find_map(|prefix| {
+                            saved
+                                .lines()
+                                .rev()
+                                .find(|k| k.starts_with(prefix))
+                                .map(str::to_owned)
+                        })
+                };
+                match &found {
+                    Some(k) => {
+                        let stored = entry(k);
+                        if stored.is_dir() {
+                            copy_dir(&stored, &path);
+                        } else {
+                            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                            std::fs::copy(&stored, &path).unwrap();
+                        }
+                        stdout.push_str(&format!("Cache restored from key: {k}\n"));
+                        outputs.insert("cache-matched-key".to_owned(), k.clone());
+                    }
+                    None => stdout.push_str(&format!("Cache not found for input keys: {key}\n")),
                 }
                 outputs.insert("cache-hit".to_owned(), hit.to_string());
                 outputs.insert("cache-primary-key".to_owned(), key);
             }
             flow_action::action_yml::CACHE_SAVE => {
-                assert!(
-                    path.is_dir(),
-                    "{uses}: nothing to save at {}",
-                    path.display()
-                );
-                if stored.exists() {
+                let stored = entry(&key);
+                if !path.exists() {
+                    // actions/cache warns and succeeds.
+                    stdout.push_str(&format!(
+                        "Warning: Path Validation Error: {} does not exist\n",
+                        path.display()
+                    ));
+                } else if stored.exists() {
                     stdout.push_str(&format!("Cache already exists for key: {key}\n"));
                 } else {
-                    copy_dir(&path, &stored);
+                    if path.is_dir() {
+                        copy_dir(&path, &stored);
+                    } else {
+                        std::fs::copy(&path, &stored).unwrap();
+                    }
+                    let mut saved = std::fs::read_to_string(&order).unwrap_or_default();
+                    saved.push_str(&key);
+                    saved.push('\n');
+                    std::fs::write(&order, saved).unwrap();
                     stdout.push_str(&format!("Cache saved with key: {key}\n"));
                 }
             }
@@ -288,13 +335,15 @@ impl Runner {
                 )
             })
             .collect();
-        Run {
+        let run = Run {
             codes,
             step_outputs: steps,
             outputs,
             stdout,
             summary: std::fs::read_to_string(&summary).unwrap(),
-        }
+        };
+        self.run_id.set(self.run_id.get() + 1);
+        run
     }
 }
 
@@ -681,5 +730,55 @@ async fn the_default_command_monitors_and_writes_outputs_and_the_summary() {
         1,
         "{}",
         run.stdout
+    );
+}
+
+/// `state:` keeps the monitor's state between workflow runs through actions/cache: the second
+/// run continues where the first stopped (nothing new to observe) instead of starting over.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monitor_state_is_restored_and_saved_between_runs() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (bytes, manifest) = fixture_archive(fixtures.path());
+    let server = serve(bytes, 1).await;
+    let runner = Runner::new(&at(&manifest, &server))
+        .input("repo", "")
+        .input("state", ".flow/monitor-state.json");
+    let (runner, first) = run_blocking(runner).await;
+    assert_eq!(first.code("run"), Some(0), "{}", first.stdout);
+    assert_eq!(first.code("restore-state"), Some(0));
+    assert_eq!(first.code("save-state"), Some(0));
+    let prefix = &first.step_outputs["state"]["prefix"];
+    assert_eq!(prefix, "flow-monitor-state-v1-octo/app-all-default-");
+    assert_eq!(
+        first.step_outputs["state"]["key"],
+        format!("{prefix}1000-1")
+    );
+    let json: serde_json::Value = serde_json::from_str(&first.outputs["json"]).unwrap();
+    assert_eq!(
+        (json["runs"].as_u64(), json["state"]["fresh"].as_bool()),
+        (Some(300), Some(true))
+    );
+    // A new workflow run: a fresh workspace, the state restored by prefix.
+    std::fs::remove_dir_all(runner.path("workspace")).unwrap();
+    std::fs::create_dir_all(runner.path("workspace")).unwrap();
+    let (runner, second) = run_blocking(runner).await;
+    assert_eq!(second.code("run"), Some(0), "{}", second.stdout);
+    let json: serde_json::Value = serde_json::from_str(&second.outputs["json"]).unwrap();
+    assert_eq!(
+        (json["runs"].as_u64(), json["state"]["fresh"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let saved: Vec<_> = std::fs::read_dir(runner.path("actions-cache"))
+        .unwrap()
+        .collect();
+    assert_eq!(saved.len(), 2, "one entry per run");
+    // Another command keeps no state.
+    let runner = runner
+        .input("command", "publish metadata")
+        .input("output", "x.yml");
+    let (_runner, third) = run_blocking(runner).await;
+    assert!(
+        !third.ran("restore-state") && !third.ran("save-state"),
+        "{third:?}"
     );
 }

@@ -139,10 +139,29 @@ async fn a_repository_through_the_github_rest_api() {
         .expect(1)
         .mount(&server)
         .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            "^/repos/octo/app/actions/runs/[0-9]+/jobs$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"total_count": 0, "jobs": []})),
+        )
+        .mount(&server)
+        .await;
     let uri = server.uri();
     let out = tokio::task::spawn_blocking(move || {
         flow()
-            .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
+            .args([
+                "monitor",
+                "--json",
+                "--repo",
+                "octo/app",
+                "--api-url",
+                &uri,
+                "--branch",
+                "*",
+            ])
             .env("GITHUB_TOKEN", "ghs_monitor_token")
             .output()
             .unwrap()
@@ -161,10 +180,9 @@ async fn a_repository_through_the_github_rest_api() {
     let open = v["alerts"].as_array().unwrap();
     assert!(!open.is_empty(), "{v}");
     assert!(
-        open[0]["issue"]["description"]
+        open.iter().any(|a| a["issue"]["description"]
             .as_str()
-            .unwrap()
-            .starts_with("dry-run:"),
+            .is_some_and(|d| d.starts_with("dry-run:"))),
         "{v}"
     );
     server.verify().await;
@@ -430,4 +448,126 @@ fn malformed_records_fail_with_their_position_or_are_skipped() {
     assert_eq!(v["ingest"]["invalid"], 1);
     assert_eq!(v["history"]["runs"], 2);
     assert_eq!(v["history"]["invalid"], 1);
+}
+
+/// Serves a fixed list of runs the way GitHub does: an ETag, and a 304 to a request carrying it.
+struct Conditional(serde_json::Value);
+
+impl wiremock::Respond for Conditional {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let etag = format!("W/\"{:x}\"", self.0.to_string().len());
+        if req
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v.to_str().ok() == Some(etag.as_str()))
+        {
+            return wiremock::ResponseTemplate::new(304).insert_header("etag", etag.as_str());
+        }
+        wiremock::ResponseTemplate::new(200)
+            .insert_header("etag", etag.as_str())
+            .set_body_json(&self.0)
+    }
+}
+
+/// The real binary, invoked as a workflow would invoke it, against a GitHub-shaped server: the
+/// display name (spaces and a slash) is resolved once and remembered, and after the first
+/// invocation each one on an unchanged history is one conditional request answered 304.
+#[tokio::test(flavor = "multi_thread")]
+async fn invocations_with_state_resolve_the_name_once_and_then_cost_one_304() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+        .lines()
+        .take(120)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    runs.reverse(); // GitHub lists newest first
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/app/actions/workflows"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "total_count": 2,
+            "workflows": [
+                {"id": 11, "name": "CI", "path": ".github/workflows/ci.yml"},
+                {"id": 12, "name": "Build / Test", "path": ".github/workflows/build-test.yml"}
+            ]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/app/actions/workflows/12/runs"))
+        .respond_with(Conditional(serde_json::json!({
+            "total_count": runs.len(),
+            "workflow_runs": runs,
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/repos/octo/app/actions/runs/[0-9]+/jobs$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"total_count": 0, "jobs": []})),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let invoke = |workflow: &'static str| {
+        let uri = server.uri();
+        let state = state.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                flow()
+                    .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
+                    .args(["--workflow", workflow, "--branch", "*", "--state"])
+                    .arg(&state)
+                    .env("GITHUB_TOKEN", "ghs_monitor_token")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let requests = || async { server.received_requests().await.unwrap().len() };
+    let out = invoke("Build / Test").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["workflow"]["id"], 12);
+    assert_eq!(v["runs"], 120);
+    for i in 0..10 {
+        let before = requests().await;
+        let out = invoke("Build / Test").await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (v["runs"].as_u64(), v["writes"].as_u64()),
+            (Some(0), Some(0))
+        );
+        let all = server.received_requests().await.unwrap();
+        assert_eq!(
+            all.len() - before,
+            1,
+            "invocation {i}: {:?}",
+            &all[before..]
+        );
+        assert!(all[before].headers.get("if-none-match").is_some());
+    }
+    // An unknown name lists the known ones.
+    let out = invoke("Deploy").await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("no workflow named `Deploy`")
+            && stderr.contains("`Build / Test` (build-test.yml, id 12)"),
+        "{stderr}"
+    );
 }

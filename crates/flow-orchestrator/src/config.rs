@@ -220,17 +220,23 @@ impl Default for CacheConfig {
 pub struct TelemetryConfig {
     /// `owner/name`; unset: `GITHUB_REPOSITORY`.
     pub repository: Option<String>,
-    /// Only runs of this workflow (file name such as `ci.yml`, or numeric id).
+    /// Only runs of this workflow: its display name (`CI`, resolved once through the
+    /// workflows list and remembered in the state), file name (`ci.yml`) or numeric id.
     pub workflow: Option<String>,
-    /// Only runs on this branch.
+    /// The branch whose runs are observed and raise issues; unset: the repository's default
+    /// branch (else the rules' `branch`); `*`: every branch.
     pub branch: Option<String>,
-    /// At most this many pages of 100 runs are read per cycle.
+    /// At most this many pages of 100 runs are read by the first invocation (the backfill).
     pub max_pages: u32,
-    /// Ask the LLM for a triage of each alert; unset: only when an LLM is configured
+    /// Ask the LLM for a triage of each new problem; unset: only when an LLM is configured
     /// explicitly (`llm.provider`, `llm.model` or `llm.base_url`).
     pub triage: Option<bool>,
-    /// Close an alert's issue with a comment when the problem recovers.
+    /// Close a problem's issue, naming the recovering run, when it recovers (default true).
     pub close_on_recovery: bool,
+    /// GitHub writes (issues, comments, closes) per invocation; the rest is done next time.
+    pub max_writes: u32,
+    /// Where the monitor state lives between invocations: a file path or `redis://…`.
+    pub state: Option<String>,
     /// Detector thresholds: flow-telemetry's rules file, inline.
     pub rules: Rules,
 }
@@ -243,7 +249,9 @@ impl Default for TelemetryConfig {
             branch: None,
             max_pages: 10,
             triage: None,
-            close_on_recovery: false,
+            close_on_recovery: true,
+            max_writes: 10,
+            state: None,
             rules: Rules::default(),
         }
     }

@@ -77,6 +77,12 @@ registry! {
     FLOW_MAX_PAGES;
     /// `telemetry.triage`: ask the LLM for a triage of each alert.
     FLOW_TRIAGE;
+    /// `telemetry.close_on_recovery`: close a problem's issue when it recovers.
+    FLOW_CLOSE_ON_RECOVERY;
+    /// `telemetry.max_writes`: GitHub writes per invocation; the rest is done next time.
+    FLOW_MAX_WRITES;
+    /// `telemetry.state`: the monitor state, a file path or `redis://…`.
+    FLOW_STATE, secret;
     /// `telemetry.rules`: a rules file replacing the configuration's rules.
     FLOW_RULES;
     /// `issues.labels`: comma-separated labels of the issues flow opens.
@@ -89,8 +95,12 @@ registry! {
     GITHUB_TOKEN, secret;
     /// The runner's commit: `publish release --commit` when omitted.
     GITHUB_SHA;
-    /// The runner's event payload: `review-issue` reads the issue from it without --title.
+    /// The runner's event payload: `review-issue` reads the issue from it without --title;
+    /// `monitor` observes the run of a `workflow_run` / `workflow_job` payload without --event.
     GITHUB_EVENT_PATH;
+    /// The runner's event name: `monitor` reads GITHUB_EVENT_PATH on `workflow_run` and
+    /// `workflow_job`.
+    GITHUB_EVENT_NAME;
 }
 
 /// The entry of `name`, if flow reads it.

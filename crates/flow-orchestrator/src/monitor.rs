@@ -1,11 +1,15 @@
-//! `monitor`: collect runs, compute KPIs, detect anomalies, triage each alert with the LLM
-//! (optionally), open or update its issue, and report.
+//! `monitor`: one stateful invocation of flow-telemetry's [`Session`] — runs from the
+//! triggering event or an incremental poll, detectors restored from the state store, the quiet
+//! issue lifecycle — with the LLM triage of each new problem as its issue's notes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
+use flow_telemetry::lifecycle::issue_key;
 use flow_telemetry::report::Report;
-use flow_telemetry::{Alert, Fingerprint, IssueAction, Monitor, Run};
+use flow_telemetry::session::{AlertNotes, Session, SessionOptions};
+use flow_telemetry::{Alert, Fingerprint, IssueAction};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -34,6 +38,9 @@ pub struct AlertOutcome {
     /// Why the issue sink failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue_error: Option<String>,
+    /// The issue tracking the problem (opened now or before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracked_in: Option<u64>,
 }
 
 /// A problem that recovered during the cycle.
@@ -55,14 +62,33 @@ pub struct Recovery {
 /// What one `monitor` cycle saw and did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonitorReport {
-    /// Runs collected (distinct id and attempt).
+    /// Runs observed by this invocation (new since the saved state).
     pub runs: usize,
-    /// Pages read from the source.
+    /// List requests made (0 when the triggering event sufficed).
     pub pages: u32,
     /// True when `max_pages` stopped the reading while the source had more pages: older runs
     /// were not read (also in [`Report::truncated`]). Omitted from JSON when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The model refused the credentials (401/403) when asked for a triage, with its error:
+    /// the later problems of the invocation were not triaged (the refused one may have
+    /// recovered since, so no active alert need carry it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage_refused: Option<String>,
+    /// The run came from the triggering event, without listing.
+    pub from_event: bool,
+    /// The branch observed (`None`: every branch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The workflow resolved from `--workflow` (id, name, path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<flow_telemetry::source::WorkflowRef>,
+    /// GitHub writes made (issue opened, comment: 1; close: 2).
+    pub writes: u32,
+    /// Writes left for the next invocation (the `max_writes` cap, or a failure).
+    pub deferred: usize,
+    /// Where the state lives and the revision saved.
+    pub state: StateInfo,
     /// flow-telemetry's report: KPIs and trend per workflow over the rules' window, and the
     /// active alerts (its JSON schema, version [`flow_telemetry::report::SCHEMA_VERSION`]).
     pub telemetry: Report,
@@ -71,6 +97,17 @@ pub struct MonitorReport {
     pub alerts: Vec<AlertOutcome>,
     /// Problems that fired and recovered within the history.
     pub recovered: Vec<Recovery>,
+}
+
+/// Where the monitor state lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateInfo {
+    /// The file path or Redis key (without credentials).
+    pub store: String,
+    /// The revision saved.
+    pub revision: u64,
+    /// Nothing was saved before (or it was reset): the detectors start learning.
+    pub fresh: bool,
 }
 
 impl MonitorReport {
@@ -99,16 +136,22 @@ impl MonitorReport {
         let mut md = self.telemetry.to_markdown();
         let _ = writeln!(
             md,
-            "\n### Issues and triage\n\n{} runs read in {} page(s){}; {} active alert(s); {} recovered.\n",
+            "\n### Issues and triage\n\n{} new run(s) observed ({}{}); {} active alert(s); {} recovered; {} GitHub write(s), {} deferred.\n",
             self.runs,
-            self.pages,
+            if self.from_event {
+                "from the triggering event".to_owned()
+            } else {
+                format!("{} list request(s)", self.pages)
+            },
             if self.truncated {
-                " (**truncated** by the page limit: older runs were not read)"
+                ", **truncated** by the page limit: older runs were not read"
             } else {
                 ""
             },
             self.alerts.len(),
-            self.recovered.len()
+            self.recovered.len(),
+            self.writes,
+            self.deferred
         );
         for a in &self.alerts {
             let _ = writeln!(md, "#### {} ({})\n", a.alert.title(), a.alert.severity);
@@ -119,9 +162,14 @@ impl MonitorReport {
                 (None, Some(e)) => {
                     let _ = writeln!(md, "- issue: **failed**: {e}");
                 }
-                (None, None) => {
-                    let _ = writeln!(md, "- issue: none (no issue sink)");
-                }
+                (None, None) => match a.tracked_in {
+                    Some(n) => {
+                        let _ = writeln!(md, "- issue: #{n} (already open, nothing new to say)");
+                    }
+                    None => {
+                        let _ = writeln!(md, "- issue: none");
+                    }
+                },
             }
             if let Some(e) = &a.triage_error {
                 let _ = writeln!(md, "- triage: **unavailable**: {e}");
@@ -146,36 +194,65 @@ impl MonitorReport {
     }
 }
 
-/// Distinct runs in completion order (the order the detectors expect).
-fn completion_order(mut runs: Vec<Run>) -> Vec<Run> {
-    let mut seen = HashSet::new();
-    runs.retain(|r| seen.insert((r.id, r.run_attempt)));
-    runs.sort_by_key(|r| {
-        (
-            r.updated_at.or(r.created_at),
-            r.created_at,
-            r.id,
-            r.run_attempt,
-        )
-    });
-    runs
+/// Triage as the notes of a new issue, remembered for the report. Once the model refuses the
+/// credentials (401/403: no `models: read`, a bad key), the later problems are not triaged:
+/// one error, not one per problem.
+struct TriageNotes {
+    orchestrator: Orchestrator,
+    model: Arc<dyn flow_llm::ChatModel>,
+    asked: Mutex<BTreeMap<Fingerprint, Triage>>,
+    /// The problem whose triage was refused, and the error, once one was.
+    denied: Mutex<Option<(Fingerprint, String)>>,
+}
+
+impl TriageNotes {
+    fn denied(&self) -> Option<(Fingerprint, String)> {
+        self.denied.lock().ok().and_then(|d| d.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertNotes for TriageNotes {
+    async fn notes(&self, alert: &Alert) -> std::result::Result<String, String> {
+        if self.denied().is_some() {
+            return Ok(String::new());
+        }
+        match self.orchestrator.triage(self.model.as_ref(), alert).await {
+            Ok(t) => {
+                let md = t.to_markdown();
+                if let Ok(mut m) = self.asked.lock() {
+                    m.insert(alert.fingerprint.clone(), t);
+                }
+                Ok(md)
+            }
+            Err(e) => {
+                tracing::warn!(fingerprint = %alert.fingerprint, error = %e, "triage failed; raising the issue without it");
+                let refused = matches!(
+                    e.kind(),
+                    crate::ErrorKind::Llm(l) if matches!(l.status(), Some(401 | 403))
+                );
+                if refused && let Ok(mut d) = self.denied.lock() {
+                    *d = Some((alert.fingerprint.clone(), e.to_string()));
+                }
+                Err(e.to_string())
+            }
+        }
+    }
 }
 
 impl Orchestrator {
-    /// One monitoring cycle: read up to `max_pages` pages of runs from the run source (when
-    /// the limit leaves pages unread, [`MonitorReport::truncated`] says so), feed
-    /// them in completion order to flow-telemetry's [`Monitor`], then for each alert still
-    /// active at the end: ask the chat model for a [`Triage`] (when enabled and a model is
-    /// set; a failure is recorded in [`AlertOutcome::triage_error`] and the issue is raised
-    /// anyway), and raise it through the issue sink (which opens an issue or comments on the
-    /// open one), with the triage as notes for the issue body or the comment
-    /// ([`IssueSink::raise_with_notes`](flow_telemetry::IssueSink::raise_with_notes)). With
-    /// `close_on_recovery`, problems that recovered are resolved.
+    /// One monitoring invocation, with state: flow-telemetry's [`Session`] restores the
+    /// detectors and the issue ledger from the state store, reads the run of the triggering
+    /// event (or polls incrementally: a quiet poll is one conditional request), observes, and
+    /// makes the few GitHub writes the lifecycle calls for (a new problem opens one issue, with
+    /// the chat model's [`Triage`] as notes when enabled; recovery closes it; a change point
+    /// held long enough is accepted as the new normal), at most `max_writes` of them.
     ///
     /// # Errors
     /// [`ErrorKind::Missing`](crate::ErrorKind::Missing) without a run source;
-    /// [`ErrorKind::Telemetry`](crate::ErrorKind::Telemetry) when reading runs fails. Issue
-    /// sink and LLM failures do not abort the cycle: they are in the report.
+    /// [`ErrorKind::Telemetry`](crate::ErrorKind::Telemetry) when reading runs or the state
+    /// fails, or the workflow name is unknown. Issue sink and LLM failures do not abort the
+    /// invocation: they are in the report, and the writes are redone next time.
     pub async fn monitor(&self) -> Result<MonitorReport> {
         self.monitor_inner()
             .instrument(tracing::info_span!("flow.monitor"))
@@ -183,129 +260,125 @@ impl Orchestrator {
     }
 
     async fn monitor_inner(&self) -> Result<MonitorReport> {
-        let source = self.source.as_ref().ok_or_else(|| {
+        let source = self.source.clone().ok_or_else(|| {
             Error::missing(
                 "run source",
                 "set GITHUB_REPOSITORY and GITHUB_TOKEN, or call with_run_source",
             )
         })?;
-        let mut query = self.monitor.query.clone();
-        let mut runs = Vec::new();
-        let mut pages = 0;
-        // Whether the last page read pointed at another one.
-        let mut more = false;
-        while pages < self.monitor.max_pages {
-            let page = source.runs(&query).await?;
-            pages += 1;
-            runs.extend(page.runs);
-            more = page.next_page.is_some();
-            match page.next_page {
-                Some(next) => query = query.with_page(next),
-                None => break,
-            }
-        }
-        let runs = completion_order(runs);
-        tracing::info!(runs = runs.len(), pages, "collected runs");
-        if more {
-            tracing::warn!(
-                pages,
-                max_pages = self.monitor.max_pages,
-                "stopped at max_pages: older runs were not read"
-            );
-        }
-
-        let mut monitor = Monitor::new(self.rules.clone());
-        let mut recovered = Vec::new();
-        let mut last_fired: HashMap<Fingerprint, Alert> = HashMap::new();
-        for run in &runs {
-            let obs = monitor.observe(run);
-            recovered.extend(obs.recovered);
-            for a in obs.alerts {
-                last_fired.insert(a.fingerprint.clone(), a);
-            }
-        }
-        let active: Vec<Alert> = monitor.active_alerts().cloned().collect();
-        recovered.retain(|fp| !active.iter().any(|a| &a.fingerprint == fp));
-        recovered.sort();
-        recovered.dedup();
-
-        let mut alerts = Vec::with_capacity(active.len());
-        // Once the model refuses the credentials (401/403: no `models: read`, a bad key), the
-        // other alerts are not triaged: one error, not one per alert.
-        let mut denied = false;
-        for alert in active {
-            let out = self.handle_alert(alert, !denied).await;
-            denied |= out.triage_denied;
-            alerts.push(out);
-        }
-        let mut recoveries = Vec::with_capacity(recovered.len());
-        for fingerprint in recovered {
-            let mut r = Recovery {
-                alert: last_fired.remove(&fingerprint),
-                fingerprint,
-                issue: None,
-                issue_error: None,
-            };
-            if self.monitor.close_on_recovery
-                && let Some(sink) = &self.sink
-            {
-                match sink.resolve(&r.fingerprint).await {
-                    Ok(a) => r.issue = Some(a),
-                    Err(e) => r.issue_error = Some(e.to_string()),
-                }
-            }
-            recoveries.push(r);
-        }
-        Ok(MonitorReport {
-            runs: runs.len(),
-            pages,
-            truncated: more,
-            telemetry: Report::from_monitor(&monitor, self.clock.now_ms()).with_truncated(more),
-            alerts,
-            recovered: recoveries,
-        })
-    }
-
-    async fn handle_alert(&self, alert: Alert, triage: bool) -> AlertOutcome {
-        let mut out = AlertOutcome {
-            alert,
-            triage: None,
-            triage_error: None,
-            triage_denied: false,
-            issue: None,
-            issue_error: None,
+        let o = &self.monitor;
+        let options = SessionOptions {
+            query: o.query.clone(),
+            branch: o.branch.clone(),
+            first_pages: o.max_pages,
+            lifecycle: o.lifecycle.clone(),
+            event: o.event.clone(),
+            reset: o.reset_state,
         };
-        if triage
-            && self.monitor.triage
-            && let Some(model) = &self.model
-        {
-            match self.triage(model.as_ref(), &out.alert).await {
-                Ok(t) => out.triage = Some(t),
-                Err(e) => {
-                    tracing::warn!(fingerprint = %out.alert.fingerprint, error = %e, "triage failed; raising the issue without it");
-                    out.triage_denied = matches!(
-                        e.kind(),
-                        crate::ErrorKind::Llm(l) if matches!(l.status(), Some(401 | 403))
-                    );
-                    out.triage_error = Some(e.to_string());
-                }
-            }
-        }
+        let mut session = Session::new(
+            source,
+            self.state.clone(),
+            self.rules.clone(),
+            options,
+            self.clock.clone(),
+        );
         if let Some(sink) = &self.sink {
-            // The triage goes into the new issue's body or the recurrence comment.
-            let raised = match &out.triage {
-                Some(t) => sink.raise_with_notes(&out.alert, &t.to_markdown()).await,
-                None => sink.raise(&out.alert).await,
-            };
-            match raised {
-                Ok(a) => out.issue = Some(a),
-                Err(e) => {
-                    tracing::error!(fingerprint = %out.alert.fingerprint, error = %e, "raising the issue failed");
-                    out.issue_error = Some(e.to_string());
-                }
-            }
+            session = session.with_sink(sink.clone());
         }
-        out
+        let notes = match (&self.model, o.triage) {
+            (Some(model), true) => Some(Arc::new(TriageNotes {
+                orchestrator: self.clone(),
+                model: model.clone(),
+                asked: Mutex::default(),
+                denied: Mutex::default(),
+            })),
+            _ => None,
+        };
+        if let Some(n) = &notes {
+            session = session.with_notes(n.clone());
+        }
+        let r = session.run().await?;
+        tracing::info!(
+            runs = r.runs,
+            lists = r.list_requests,
+            writes = r.write_count,
+            deferred = r.deferred,
+            "monitor invocation done"
+        );
+        let triages = notes
+            .as_ref()
+            .and_then(|n| n.asked.lock().ok().map(|m| m.clone()))
+            .unwrap_or_default();
+        let denied = notes.as_ref().and_then(|n| n.denied());
+        // The ledger keys a problem as the lifecycle does: the incident of its workflow on its
+        // branch (the alert's own fingerprint).
+        let key_of = |a: &Alert| issue_key(&a.workflow, &a.branch);
+        let write_for = |key: &Fingerprint, kind: &str| {
+            r.writes
+                .iter()
+                .rev()
+                .find(|w| w.key == *key && w.kind == kind)
+        };
+        let alerts = r
+            .monitor
+            .active_alerts()
+            .map(|alert| {
+                let key = key_of(alert);
+                let opened = write_for(&key, "open");
+                AlertOutcome {
+                    triage: triages.get(&key).cloned(),
+                    triage_error: opened.and_then(|w| w.notes_error.clone()),
+                    triage_denied: denied.as_ref().is_some_and(|(k, _)| *k == key),
+                    issue: opened.and_then(|w| w.action.clone()),
+                    issue_error: opened.and_then(|w| w.error.clone()),
+                    tracked_in: r.ledger.entries.get(&key).and_then(|e| e.issue),
+                    alert: alert.clone(),
+                }
+            })
+            .collect();
+        // One line per problem, even when it fired and recovered more than once.
+        let mut seen = std::collections::BTreeSet::new();
+        let recovered = r
+            .recovered
+            .iter()
+            .rev()
+            .filter(|(fp, _)| seen.insert(fp.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map(|(fingerprint, alert)| {
+                let closed = alert.as_ref().and_then(|a| {
+                    let key = key_of(a);
+                    write_for(&key, "close").or_else(|| write_for(&key, "comment"))
+                });
+                Recovery {
+                    fingerprint: fingerprint.clone(),
+                    alert: alert.clone(),
+                    issue: closed.and_then(|w| w.action.clone()),
+                    issue_error: closed.and_then(|w| w.error.clone()),
+                }
+            })
+            .collect();
+        Ok(MonitorReport {
+            runs: r.runs,
+            pages: r.list_requests,
+            truncated: r.truncated,
+            triage_refused: denied.map(|(_, e)| e),
+            from_event: r.from_event,
+            branch: r.branch.clone(),
+            workflow: r.workflow.clone(),
+            writes: r.write_count,
+            deferred: r.deferred,
+            state: StateInfo {
+                store: self.state.describe(),
+                revision: r.revision,
+                fresh: r.fresh,
+            },
+            telemetry: Report::from_monitor(&r.monitor, self.clock.now_ms())
+                .with_truncated(r.truncated),
+            alerts,
+            recovered,
+        })
     }
 
     /// Asks the chat model for a [`Triage`] of `alert` from the jobs of its triggering run.
@@ -327,34 +400,6 @@ impl Orchestrator {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use flow_telemetry::RunId;
-
-    fn run(id: u64, attempt: u32, done: i64) -> Run {
-        Run {
-            id: RunId(id),
-            run_attempt: attempt,
-            created_at: Some(0),
-            updated_at: Some(done),
-            ..Run::default()
-        }
-    }
-
-    #[test]
-    fn runs_are_deduplicated_and_put_in_completion_order() {
-        // Pages may overlap when runs arrive while listing; re-runs are distinct attempts.
-        let runs = vec![
-            run(3, 1, 30),
-            run(1, 1, 50),
-            run(2, 1, 10),
-            run(1, 1, 50),
-            run(1, 2, 70),
-        ];
-        let order: Vec<(u64, u32)> = completion_order(runs)
-            .iter()
-            .map(|r| (r.id.0, r.run_attempt))
-            .collect();
-        assert_eq!(order, [(2, 1), (3, 1), (1, 1), (1, 2)]);
-    }
 
     #[test]
     fn issue_actions_read_well() {

@@ -9,6 +9,10 @@ use flow_llm::{
     Accounting, Budget, Budgeted, ChatModel, ChatRequest, Decision, Message, ReviewVerdict, Totals,
 };
 use flow_publish::Publisher;
+use flow_telemetry::lifecycle::LifecycleOptions;
+use flow_telemetry::session::BranchScope;
+use flow_telemetry::source::event::Event;
+use flow_telemetry::state::{MemoryStateStore, StateStore};
 use flow_telemetry::{Clock, EvidenceSource, IssueSink, Rules, RunQuery, RunSource, SystemClock};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -20,14 +24,20 @@ use crate::sanitize::Sanitizer;
 /// How `monitor` reads runs and what it does with alerts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorOptions {
-    /// The first page to read (filters, `per_page`); later pages follow `next_page`.
+    /// The runs to list: the workflow as typed (display name, file name or id) and filters.
     pub query: RunQuery,
-    /// At most this many pages are read.
+    /// Pages read by the first invocation (the backfill); later ones read only what is new.
     pub max_pages: u32,
-    /// Ask the chat model (when there is one) for a triage of each alert.
+    /// Ask the chat model (when there is one) for a triage of each new problem.
     pub triage: bool,
-    /// Call [`IssueSink::resolve`] for problems that recovered and are no longer active.
-    pub close_on_recovery: bool,
+    /// The branch observed (default: the repository's default branch).
+    pub branch: BranchScope,
+    /// The issue lifecycle: close on recovery, renotify, accept after, max writes.
+    pub lifecycle: LifecycleOptions,
+    /// The `workflow_run` / `workflow_job` event that triggered the invocation.
+    pub event: Option<Event>,
+    /// Discard the saved state first.
+    pub reset_state: bool,
 }
 
 impl Default for MonitorOptions {
@@ -36,7 +46,10 @@ impl Default for MonitorOptions {
             query: RunQuery::default(),
             max_pages: 10,
             triage: true,
-            close_on_recovery: false,
+            branch: BranchScope::Default,
+            lifecycle: LifecycleOptions::default(),
+            event: None,
+            reset_state: false,
         }
     }
 }
@@ -61,6 +74,7 @@ pub struct Orchestrator {
     pub(crate) publisher: Option<Arc<dyn Publisher>>,
     pub(crate) rules: Rules,
     pub(crate) monitor: MonitorOptions,
+    pub(crate) state: Arc<dyn StateStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sanitizer: Sanitizer,
     pub(crate) evidence: Option<Arc<dyn EvidenceSource>>,
@@ -79,6 +93,7 @@ impl fmt::Debug for Orchestrator {
             .field("evidence", &self.evidence.is_some())
             .field("rules", &self.rules)
             .field("monitor", &self.monitor)
+            .field("state", &self.state.describe())
             .finish()
     }
 }
@@ -101,6 +116,7 @@ pub struct OrchestratorBuilder {
     publisher: Option<Arc<dyn Publisher>>,
     rules: Rules,
     monitor: MonitorOptions,
+    state: Option<Arc<dyn StateStore>>,
     clock: Option<Arc<dyn Clock>>,
     sanitizer: Option<Sanitizer>,
     evidence: Option<Arc<dyn EvidenceSource>>,
@@ -221,6 +237,14 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Where `monitor` remembers its state between invocations (a file, Redis); default in
+    /// memory, shared by the clones of the orchestrator.
+    #[must_use]
+    pub fn with_state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.state = Some(store);
+        self
+    }
+
     /// The clock that dates reports (default the system clock).
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
@@ -319,6 +343,9 @@ impl OrchestratorBuilder {
             publisher: self.publisher,
             rules: self.rules,
             monitor: self.monitor,
+            state: self
+                .state
+                .unwrap_or_else(|| Arc::new(MemoryStateStore::new())),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             sanitizer: self.sanitizer.unwrap_or_default(),
             evidence: self.evidence,

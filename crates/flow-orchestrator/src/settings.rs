@@ -204,7 +204,17 @@ pub const SPECS: &[Spec] = &[
     // The flag is --max-runs (runs, not pages): the binary gives it as pages.
     spec("telemetry.max_pages", Kind::Number, None).env(&[FLOW_MAX_PAGES]),
     spec("telemetry.triage", Kind::Bool, Some("triage")).env(&[FLOW_TRIAGE]),
-    spec("telemetry.close_on_recovery", Kind::Bool, None),
+    spec(
+        "telemetry.close_on_recovery",
+        Kind::Bool,
+        Some("close-on-recovery"),
+    )
+    .env(&[FLOW_CLOSE_ON_RECOVERY]),
+    spec("telemetry.max_writes", Kind::Number, Some("max-writes")).env(&[FLOW_MAX_WRITES]),
+    // A Redis URL may carry a password: printed redacted.
+    spec("telemetry.state", Kind::Text, Some("state"))
+        .env(&[FLOW_STATE])
+        .secret(),
     spec("telemetry.rules", Kind::RulesFile, Some("rules")).env(&[FLOW_RULES]),
     spec("issues.labels", Kind::List, Some("label")).env(&[FLOW_ISSUE_LABELS]),
 ];

@@ -10,6 +10,8 @@ use flow_llm::{Budget, ChatModel, ChatModelExt, ClientConfig, Fallback, HttpClie
 use flow_publish::GitHubPublisher;
 use flow_telemetry::RunQuery;
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::lifecycle::LifecycleOptions;
+use flow_telemetry::session::BranchScope;
 use flow_telemetry::sink::github::GitHubIssueSink;
 use flow_telemetry::source::github::GitHubSource;
 use secrecy::ExposeSecret as _;
@@ -135,20 +137,31 @@ impl Orchestrator {
     }
 }
 
-fn monitor_options(config: &FlowConfig) -> MonitorOptions {
+/// The monitor options `config` gives (what [`Orchestrator::configure`] sets).
+pub fn monitor_options(config: &FlowConfig) -> MonitorOptions {
     let t = &config.telemetry;
     let mut query = RunQuery::new();
     if let Some(w) = &t.workflow {
         query = query.with_workflow(w.clone());
     }
-    if let Some(b) = &t.branch {
-        query = query.with_branch(b.clone());
-    }
+    let branch = t
+        .branch
+        .as_deref()
+        .or(t.rules.branch.as_deref())
+        .map_or(BranchScope::Default, BranchScope::parse);
     MonitorOptions {
         query,
         max_pages: t.max_pages,
         triage: t.triage.unwrap_or_else(|| config.llm.is_explicit()),
-        close_on_recovery: t.close_on_recovery,
+        branch,
+        lifecycle: LifecycleOptions {
+            close_on_recovery: t.close_on_recovery,
+            renotify_after_ms: i64::from(t.rules.renotify_after_hours) * 3_600_000,
+            accept_after_runs: t.rules.accept_after_runs,
+            max_writes: t.max_writes,
+        },
+        event: None,
+        reset_state: false,
     }
 }
 

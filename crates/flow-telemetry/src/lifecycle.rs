@@ -663,4 +663,82 @@ mod tests {
         assert!(l.pending.is_empty(), "{:?}", l.pending);
         assert!(l.entries.is_empty());
     }
+
+    #[test]
+    fn renotify_is_at_most_daily_and_never_repeats_itself() {
+        let opts = LifecycleOptions::default();
+        let mut m = Monitor::new(Rules::default()).with_branch("main");
+        let mut l = Ledger::default();
+        let runs: Vec<Run> = (1..=30)
+            .map(|i| run(i, true))
+            .chain((31..=40).map(|i| run(i, false)))
+            .collect();
+        feed(&mut l, &mut m, &runs, &opts);
+        let key = l.pending[0].key.clone();
+        l.pending.clear();
+        l.entries.get_mut(&key).unwrap().issue = Some(1);
+        let touched = BTreeSet::from(["CI".to_owned()]);
+        // Within the day: nothing.
+        l.renotify(&m, &touched, &opts, opts.renotify_after_ms - 1);
+        assert!(l.pending.is_empty());
+        // A day later, still failing: fresh figures, once.
+        let day = opts.renotify_after_ms;
+        l.renotify(&m, &touched, &opts, day);
+        assert_eq!(l.pending.len(), 1);
+        let IntentAction::Comment { text } = &l.pending[0].action else {
+            panic!("{:?}", l.pending)
+        };
+        assert!(text.starts_with("Still happening as of run 40"), "{text}");
+        assert!(text.contains("failure rate 25%"), "{text}");
+        l.pending.clear();
+        // Another day without a new run: not touched, nothing said.
+        l.renotify(&m, &BTreeSet::new(), &opts, 2 * day);
+        assert!(l.pending.is_empty());
+    }
+
+    #[test]
+    fn an_escalation_after_the_issue_is_opened_is_one_comment() {
+        let opts = LifecycleOptions::default();
+        let mut m = Monitor::new(Rules::default());
+        let mut l = Ledger::default();
+        // A flaky stretch (every other run fails) lifts the failure rate (warning) with no streak.
+        let mut runs: Vec<Run> = (1..=30).map(|i| run(i, true)).collect();
+        for i in 31..=46 {
+            runs.push(run(i, i % 2 == 0));
+        }
+        feed(&mut l, &mut m, &runs, &opts);
+        let opened: Vec<_> = l
+            .pending
+            .iter()
+            .filter(|i| matches!(i.action, IntentAction::Open { .. }))
+            .collect();
+        assert_eq!(opened.len(), 1, "{:?}", l.pending);
+        let key = opened[0].key.clone();
+        l.pending.clear();
+        l.entries.get_mut(&key).unwrap().issue = Some(1);
+        assert_eq!(l.entries[&key].severity, Severity::Warning);
+        feed(
+            &mut l,
+            &mut m,
+            &(47..=50).map(|i| run(i, false)).collect::<Vec<_>>(),
+            &opts,
+        );
+        {
+            let comments: Vec<_> = l
+                .pending
+                .iter()
+                .filter_map(|i| match &i.action {
+                    IntentAction::Comment { text } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(comments.len(), 1, "{:?}", l.pending);
+            assert!(
+                comments[0].starts_with("Escalated to **critical**"),
+                "{}",
+                comments[0]
+            );
+        }
+        assert_eq!(l.entries[&key].severity, Severity::Critical);
+    }
 }

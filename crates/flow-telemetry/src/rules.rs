@@ -236,6 +236,15 @@ pub struct Rules {
     pub defaults: Thresholds,
     /// Overrides by workflow name.
     pub workflows: IndexMap<String, Overrides>,
+    /// The branch whose runs are observed and raise issues: unset for the repository's
+    /// default branch, `*` for every branch together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Runs a duration change point must hold before its issue is closed as "accepted as the
+    /// new normal" and the detectors take the new level as their baseline (0: never).
+    pub accept_after_runs: u32,
+    /// At most one "still happening" comment with fresh figures per this many hours.
+    pub renotify_after_hours: u32,
 }
 
 impl Default for Rules {
@@ -245,6 +254,9 @@ impl Default for Rules {
             default_branch: "main".into(),
             defaults: Thresholds::default(),
             workflows: IndexMap::new(),
+            branch: None,
+            accept_after_runs: 50,
+            renotify_after_hours: 24,
         }
     }
 }

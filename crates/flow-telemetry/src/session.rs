@@ -135,14 +135,19 @@ pub struct SessionReport {
     pub job_requests: u32,
     /// The runs came from the triggering event, without listing.
     pub from_event: bool,
+    /// The first invocation's backfill stopped at `first_pages` while the source had more:
+    /// older runs were not read.
+    pub truncated: bool,
     /// The workflow the query was resolved to, when one was named.
     pub workflow: Option<WorkflowRef>,
     /// The branch observed (`None`: every branch).
     pub branch: Option<String>,
     /// Alerts that started (one per detector).
     pub alerts: Vec<Alert>,
-    /// Detector fingerprints that recovered.
-    pub recovered: Vec<Fingerprint>,
+    /// Detector fingerprints that recovered, with the alert they had raised.
+    pub recovered: Vec<(Fingerprint, Option<Alert>)>,
+    /// The issue ledger after this invocation.
+    pub ledger: crate::lifecycle::Ledger,
     /// The writes made or attempted, in order.
     pub writes: Vec<Write>,
     /// GitHub writes made (an open or comment is 1, a close 2).
@@ -354,6 +359,7 @@ impl Session {
         let mut report_list = 0;
         let mut report_jobs = 0;
         let mut from_event = false;
+        let mut truncated = false;
         let mut runs: Vec<Run> = Vec::new();
         match self
             .event_run(&state, workflow.as_ref(), branch.as_deref())
@@ -384,6 +390,7 @@ impl Session {
                 let batch = poller.poll().await?;
                 report_list = batch.list_requests;
                 report_jobs = batch.job_requests;
+                truncated = batch.truncated;
                 state.poller = poller.state();
                 runs = batch.completed;
             }
@@ -396,6 +403,10 @@ impl Session {
         let mut alerts = Vec::new();
         let mut recovered = Vec::new();
         let mut touched = BTreeSet::new();
+        let mut known: std::collections::BTreeMap<Fingerprint, Alert> = monitor
+            .active_alerts()
+            .map(|a| (a.fingerprint.clone(), a.clone()))
+            .collect();
         for run in &runs {
             let key = run.workflow_key().into_owned();
             let n = state.run_numbers.entry(key.clone()).or_insert(0);
@@ -403,8 +414,15 @@ impl Session {
             touched.insert(key);
             let obs = monitor.observe(run);
             state.ledger.apply(run, &obs, &mut monitor, opts, now);
+            for a in &obs.alerts {
+                known.insert(a.fingerprint.clone(), a.clone());
+            }
+            recovered.extend(
+                obs.recovered
+                    .iter()
+                    .map(|fp| (fp.clone(), known.get(fp).cloned())),
+            );
             alerts.extend(obs.alerts);
-            recovered.extend(obs.recovered);
         }
         state.ledger.renotify(&monitor, &touched, opts, now);
         state.monitor = Some(monitor);
@@ -434,6 +452,7 @@ impl Session {
         Ok(SessionReport {
             runs: runs.len(),
             list_requests: report_list,
+            truncated,
             job_requests: report_jobs,
             from_event,
             workflow,
@@ -444,6 +463,7 @@ impl Session {
             write_count,
             deferred,
             monitor,
+            ledger: state.ledger.clone(),
             revision: state.revision,
             reloads,
             fresh: fresh || self.options.reset,

@@ -192,6 +192,23 @@ impl GitHubIssueSink {
             .map(|_| ())
     }
 
+    /// Creates the issue of `alert` (labels first) and returns its number.
+    async fn create(&self, alert: &Alert, notes: &str) -> Result<u64> {
+        self.ensure_labels().await?;
+        let created = self
+            .client
+            .write(
+                "POST",
+                &self.issues_path(),
+                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
+            )
+            .await?;
+        serde_json::from_str::<serde_json::Value>(&created)
+            .ok()
+            .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))
+    }
+
     /// Posts `text` on `number` unless a comment already carries its hidden note marker.
     async fn comment_once(&self, number: u64, text: &str) -> Result<bool> {
         if let Some(mark) = note_of(text) {
@@ -390,19 +407,7 @@ impl IssueSink for GitHubIssueSink {
             self.close_duplicates(keep, &open).await?;
             return Ok(IssueAction::Commented { number: keep });
         }
-        self.ensure_labels().await?;
-        let created = self
-            .client
-            .write(
-                "POST",
-                &self.issues_path(),
-                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
-            )
-            .await?;
-        let number = serde_json::from_str::<serde_json::Value>(&created)
-            .ok()
-            .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))?;
+        let number = self.create(alert, notes).await?;
         // Re-check: a monitor racing with us may have opened one too. The oldest wins.
         let mut open = self.find_open(&alert.fingerprint).await?;
         if !open.contains(&number) {
@@ -426,19 +431,7 @@ impl IssueSink for GitHubIssueSink {
             self.close_duplicates(keep, &open).await?;
             return Ok(IssueAction::Opened { number: keep });
         }
-        self.ensure_labels().await?;
-        let created = self
-            .client
-            .write(
-                "POST",
-                &self.issues_path(),
-                &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
-            )
-            .await?;
-        let number = serde_json::from_str::<serde_json::Value>(&created)
-            .ok()
-            .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))?;
+        let number = self.create(alert, notes).await?;
         Ok(IssueAction::Opened { number })
     }
 

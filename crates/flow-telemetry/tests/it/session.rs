@@ -592,3 +592,45 @@ async fn two_monitors_sharing_a_redis_state_lose_nothing_and_say_things_once() {
     let monitor = saved.monitor.unwrap();
     assert_eq!(monitor.seen("Build"), 36, "every run observed exactly once");
 }
+
+#[tokio::test]
+async fn a_workflow_job_event_fetches_its_run_instead_of_listing() {
+    let repo = Repo::new().await;
+    let mut run: serde_json::Value = serde_json::from_str(&fixture("workflow-run.json")).unwrap();
+    run["id"] = json!(2_202_229_078u64);
+    run["run_number"] = json!(563);
+    run["head_branch"] = json!("master");
+    run["status"] = json!("completed");
+    run["conclusion"] = json!("failure");
+    Mock::given(method("GET"))
+        .and(path("/repos/octo-org/octo-repo/actions/runs/2202229078"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(run))
+        .expect(1)
+        .mount(&repo.server)
+        .await;
+    let store = memory();
+    let state = MonitorState {
+        run_numbers: [("Build".to_owned(), 562)].into(),
+        poller: flow_telemetry::source::sync::PollerState {
+            last_seen: Some(RunId(30_433_642)),
+            ..Default::default()
+        },
+        ..MonitorState::default()
+    };
+    store.save(&state).await.unwrap();
+    let event = parse_event(&fixture("workflow_job.completed.1.json")).unwrap();
+    let (r, c) = repo
+        .invoke(
+            &store,
+            SessionOptions {
+                event: Some(event),
+                ..SessionOptions::default()
+            },
+        )
+        .await;
+    assert!(r.from_event);
+    assert_eq!((r.runs, c.lists), (1, 0));
+    assert_eq!(c.requests, 2, "the run, and the jobs of the failed run");
+    let saved = store.load().await.unwrap().unwrap();
+    assert_eq!(saved.run_numbers["Build"], 563);
+}
