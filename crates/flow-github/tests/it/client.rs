@@ -1,0 +1,1 @@
+//! Paging, conditional requests, rate limits, retries and redaction.
