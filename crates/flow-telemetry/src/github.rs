@@ -194,6 +194,35 @@ impl GitHubClient {
         self.inner.pages(uri, max_pages)
     }
 
+    /// The repositories of the organisation `org` (`owner/name`, archived ones left out),
+    /// every page (`GET /orgs/{org}/repos`, 100 per page), at most `max_pages` pages.
+    ///
+    /// # Errors
+    /// The API's errors (404 for an unknown organisation); [`crate::ErrorKind::Parse`] for a
+    /// body that is not a list of repositories.
+    pub async fn org_repositories(&self, org: &str, max_pages: u32) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Repo {
+            full_name: String,
+            #[serde(default)]
+            archived: bool,
+        }
+        let uri = format!("/orgs/{org}/repos?per_page=100&type=all");
+        let max_pages = usize::try_from(max_pages.max(1)).unwrap_or(usize::MAX);
+        let mut pages = self.inner.pages(&uri, max_pages);
+        let mut out = Vec::new();
+        while let Some(answer) = pages.next().await? {
+            let page: Vec<Repo> = serde_json::from_slice(answer.body())
+                .map_err(|e| Error::parse(format!("GET /orgs/{org}/repos"), e))?;
+            out.extend(
+                page.into_iter()
+                    .filter(|r| !r.archived)
+                    .map(|r| r.full_name),
+            );
+        }
+        Ok(out)
+    }
+
     /// POSTs or PATCHes `body` as JSON to `uri`.
     pub(crate) async fn write(
         &self,
