@@ -74,6 +74,25 @@ pub enum ErrorKind {
         /// The revision found.
         found: u64,
     },
+    /// The work lease a save was fenced by has expired or passed to another replica: this
+    /// holder must stop working on the repository (its successor redoes the work).
+    #[error(
+        "monitor state {origin}: the work lease (fencing token {token}) was lost to another replica; nothing was saved"
+    )]
+    LeaseLost {
+        /// The Redis key of the state (without credentials).
+        origin: String,
+        /// The fencing token the holder had.
+        token: u64,
+    },
+    /// The coordination store shared by `flow serve` replicas failed.
+    #[error("coordination store {origin}: {detail}")]
+    Coordination {
+        /// The store (Redis URL without credentials, and key prefix).
+        origin: String,
+        /// What failed.
+        detail: String,
+    },
     /// An argument was out of its documented range.
     #[error("invalid argument `{name}`: {detail}")]
     InvalidArgument {

@@ -100,6 +100,7 @@
 struct ReadmeDoctests;
 
 pub mod alert;
+pub mod coord;
 pub mod detect;
 pub mod error;
 pub mod generator;

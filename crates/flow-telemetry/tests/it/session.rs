@@ -634,3 +634,61 @@ async fn a_workflow_job_event_fetches_its_run_instead_of_listing() {
     let saved = store.load().await.unwrap().unwrap();
     assert_eq!(saved.run_numbers["Build"], 563);
 }
+
+#[tokio::test]
+async fn a_replica_that_lost_its_lease_saves_nothing_and_writes_nothing() {
+    use flow_telemetry::coord::redis::RedisCoordinator;
+    let redis = crate::redis_server::RedisServer::start();
+    let replica = |ms| {
+        let url = redis.url();
+        async move {
+            RedisCoordinator::connect(&url, "flow-test")
+                .await
+                .unwrap()
+                .with_lease_ttl(std::time::Duration::from_millis(ms))
+        }
+    };
+    // a's lease is short (it will pause past it); b's outlasts the test.
+    let (a, b) = (replica(300).await, replica(60_000).await);
+    let repo = Repo::new().await;
+    repo.runs.add(1..=30, Some("success"));
+    let la = a.try_lease("octo-org/octo-repo").await.unwrap().unwrap();
+    let store_a: Arc<dyn StateStore> = Arc::new(a.state_store(&la));
+    repo.invoke(&store_a, SessionOptions::default()).await;
+
+    // a pauses past its lease; b takes the repository over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lb = loop {
+        if let Some(l) = b.try_lease("octo-org/octo-repo").await.unwrap() {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let store_b: Arc<dyn StateStore> = Arc::new(b.state_store(&lb));
+    repo.runs.add(31..=36, Some("failure"));
+
+    // a wakes up and runs: refused at its first save, before any GitHub write.
+    let e = repo
+        .session(store_a.clone(), SessionOptions::default())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), flow_telemetry::ErrorKind::LeaseLost { .. }),
+        "{e}"
+    );
+    assert_eq!(repo.created(), 0, "the stale replica opened nothing");
+    let saved = store_b.load().await.unwrap().unwrap();
+    assert_eq!(saved.poller.last_seen, Some(RunId(30)), "and saved nothing");
+
+    // b, the holder, observes the failures once and opens the one issue.
+    let (r, _) = repo.invoke(&store_b, SessionOptions::default()).await;
+    assert_eq!(r.runs, 6);
+    assert_eq!(repo.created(), 1);
+    let saved = store_b.load().await.unwrap().unwrap();
+    assert_eq!(saved.monitor.unwrap().seen("Build"), 36, "every run once");
+}

@@ -1,0 +1,449 @@
+//! The Redis primitives `flow serve` replicas share, against a real `redis-server`: each
+//! replica is its own client (its own connection), and a replica that "dies" is a client
+//! dropped without acknowledging or releasing anything.
+
+use std::time::{Duration, Instant};
+
+use flow_telemetry::ErrorKind;
+use flow_telemetry::coord::redis::{Lease, RedisCoordinator, Released};
+use flow_telemetry::state::{MonitorState, StateStore};
+
+use crate::redis_server::RedisServer;
+
+const REPO: &str = "octo-org/octo-repo";
+
+async fn replica(redis: &RedisServer, lease_ms: u64) -> RedisCoordinator {
+    RedisCoordinator::connect(&redis.url(), "flow-test")
+        .await
+        .unwrap()
+        .with_lease_ttl(Duration::from_millis(lease_ms))
+}
+
+/// Tries to take the lease until `within` has passed.
+async fn lease_within(c: &RedisCoordinator, repo: &str, within: Duration) -> Option<Lease> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(l) = c.try_lease(repo).await.unwrap() {
+            return Some(l);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn body(n: u32) -> Vec<u8> {
+    format!(r#"{{"action":"completed","n":{n}}}"#).into_bytes()
+}
+
+#[tokio::test]
+async fn a_lease_is_exclusive_and_only_its_holder_renews_or_releases_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, 30_000).await, replica(&redis, 30_000).await);
+    let la = a.try_lease(REPO).await.unwrap().expect("free lease");
+    assert_eq!(b.try_lease(REPO).await.unwrap(), None, "held by a");
+    assert_eq!(
+        b.try_lease("Octo-Org/Octo-Repo").await.unwrap(),
+        None,
+        "names are case-insensitive"
+    );
+    // Another repository is independent.
+    let other = b.try_lease("octo-org/other").await.unwrap().expect("free");
+    assert_eq!(other.repository(), "octo-org/other");
+
+    assert!(a.renew(&la).await.unwrap(), "the holder renews");
+
+    // a gives it up; b takes it with a newer token, and a's old lease is worth nothing.
+    assert_eq!(a.release(&la, false).await.unwrap(), Released::Released);
+    let lb = b.try_lease(REPO).await.unwrap().expect("released, so free");
+    assert!(lb.token() > la.token(), "tokens grow");
+    assert!(!a.renew(&la).await.unwrap(), "a non-holder cannot renew");
+    assert_eq!(a.release(&la, true).await.unwrap(), Released::NotHeld);
+    assert_eq!(a.try_lease(REPO).await.unwrap(), None, "still b's");
+    assert!(b.renew(&lb).await.unwrap());
+    assert_eq!(b.release(&lb, false).await.unwrap(), Released::Released);
+    assert!(a.try_lease(REPO).await.unwrap().is_some(), "free again");
+}
+
+#[tokio::test]
+async fn a_lease_expires_when_its_holder_stops_renewing_and_not_while_it_renews() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, 600).await, replica(&redis, 600).await);
+    let la = a.try_lease(REPO).await.unwrap().unwrap();
+    // Renewed every 100 ms for 1.5 s (2.5 TTLs): b never gets it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        assert!(a.renew(&la).await.unwrap(), "renewal of a live lease");
+        assert_eq!(
+            b.try_lease(REPO).await.unwrap(),
+            None,
+            "renewed lease taken"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a stops renewing (it died): b gets the lease once it expires, with a newer token.
+    let waited = Instant::now();
+    let lb = lease_within(&b, REPO, Duration::from_secs(10))
+        .await
+        .expect("the lease expires");
+    assert!(
+        waited.elapsed() >= Duration::from_millis(300),
+        "not before its TTL: {:?}",
+        waited.elapsed()
+    );
+    assert!(lb.token() > la.token());
+    assert!(!a.renew(&la).await.unwrap(), "the late holder cannot renew");
+}
+
+#[tokio::test]
+async fn deliveries_are_accepted_once_across_replicas_within_the_window() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, 30_000).await, replica(&redis, 30_000).await);
+    let id = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    assert!(
+        a.accept(REPO, id, "workflow_run", &body(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        b.accept(REPO, id, "workflow_run", &body(1)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        a.accept(REPO, id, "workflow_run", &body(1)).await.unwrap(),
+        None
+    );
+    let l = a.try_lease(REPO).await.unwrap().unwrap();
+    assert_eq!(a.inbox(&l, 10).await.unwrap().len(), 1, "stored once");
+
+    // Answered-only deliveries (ping) share the window.
+    assert!(b.first_delivery("ping-1").await.unwrap());
+    assert!(!a.first_delivery("ping-1").await.unwrap());
+
+    // The window ends: a redelivery after it is new.
+    let short = replica(&redis, 30_000)
+        .await
+        .with_delivery_ttl(Duration::from_millis(200));
+    assert!(short.first_delivery("short-1").await.unwrap());
+    assert!(!short.first_delivery("short-1").await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !short.first_delivery("short-1").await.unwrap() {
+        assert!(Instant::now() < deadline, "the id was never forgotten");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Bad input names the field.
+    let e = a
+        .accept("no-slash", "x", "workflow_run", b"{}")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("`owner/name`"), "{e}");
+    let e = a
+        .accept(REPO, "a b", "workflow_run", b"{}")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("X-GitHub-Delivery"), "{e}");
+}
+
+#[tokio::test]
+async fn an_accepted_event_outlives_the_replica_that_accepted_and_read_it() {
+    let redis = RedisServer::start();
+    let a = replica(&redis, 300).await;
+    for n in 1..=3 {
+        a.accept(REPO, &format!("d-{n}"), "workflow_job", &body(n))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let la = a.try_lease(REPO).await.unwrap().unwrap();
+    let read = a.inbox(&la, 10).await.unwrap();
+    assert_eq!(read.len(), 3);
+    drop(a); // dies mid-work: nothing acknowledged, nothing released.
+
+    let b = replica(&redis, 300).await;
+    assert_eq!(
+        b.pending().await.unwrap(),
+        vec![REPO.to_owned()],
+        "b finds the work"
+    );
+    let lb = lease_within(&b, REPO, Duration::from_secs(10))
+        .await
+        .expect("the dead replica's lease expires");
+    let again = b.inbox(&lb, 10).await.unwrap();
+    assert_eq!(again, read, "the same events, in order, with their bodies");
+    assert_eq!(
+        again
+            .iter()
+            .map(|e| e.delivery.as_str())
+            .collect::<Vec<_>>(),
+        ["d-1", "d-2", "d-3"]
+    );
+    assert_eq!(again[2].payload, body(3));
+    assert_eq!(again[0].kind, "workflow_job");
+    assert!(again[0].accepted_at_ms > 0);
+
+    // The dead holder's acknowledgement would be refused; the live one's clears the work.
+    let stale = replica(&redis, 300).await;
+    let ids: Vec<String> = again.iter().map(|e| e.entry.clone()).collect();
+    assert!(!stale.ack(&la, &ids).await.unwrap(), "stale token");
+    assert_eq!(b.inbox(&lb, 10).await.unwrap().len(), 3, "nothing deleted");
+    assert!(b.ack(&lb, &ids[..2]).await.unwrap());
+    assert_eq!(
+        b.pending().await.unwrap(),
+        vec![REPO.to_owned()],
+        "one left"
+    );
+    assert!(b.ack(&lb, &ids[2..]).await.unwrap());
+    assert!(b.inbox(&lb, 10).await.unwrap().is_empty());
+    assert!(b.pending().await.unwrap().is_empty(), "nothing pending");
+    assert_eq!(b.release(&lb, false).await.unwrap(), Released::Released);
+}
+
+#[tokio::test]
+async fn a_release_is_refused_while_events_arrived_after_the_last_read() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, 30_000).await, replica(&redis, 30_000).await);
+    a.accept(REPO, "d-1", "workflow_run", &body(1))
+        .await
+        .unwrap();
+    let la = a.try_lease(REPO).await.unwrap().unwrap();
+    let first = a.inbox(&la, 10).await.unwrap();
+    // b accepts while a works; b cannot take the lease, so a must see the event.
+    b.accept(REPO, "d-2", "workflow_run", &body(2))
+        .await
+        .unwrap();
+    assert_eq!(b.try_lease(REPO).await.unwrap(), None);
+    a.ack(&la, &[first[0].entry.clone()]).await.unwrap();
+    assert_eq!(a.release(&la, false).await.unwrap(), Released::MoreWork);
+    let second = a.inbox(&la, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].delivery, "d-2");
+    a.ack(&la, &[second[0].entry.clone()]).await.unwrap();
+    assert_eq!(a.release(&la, false).await.unwrap(), Released::Released);
+
+    // Shutting down: a forced release leaves the events pending for another replica.
+    a.accept(REPO, "d-3", "workflow_run", &body(3))
+        .await
+        .unwrap();
+    let la = a.try_lease(REPO).await.unwrap().unwrap();
+    assert_eq!(a.release(&la, true).await.unwrap(), Released::Released);
+    assert_eq!(b.pending().await.unwrap(), vec![REPO.to_owned()]);
+    let lb = b
+        .try_lease(REPO)
+        .await
+        .unwrap()
+        .expect("free after a forced release");
+    assert_eq!(b.inbox(&lb, 10).await.unwrap()[0].delivery, "d-3");
+}
+
+#[tokio::test]
+async fn a_stale_lease_holder_cannot_save_the_state_and_the_revision_check_still_holds() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, 300).await, replica(&redis, 300).await);
+    let la = a.try_lease(REPO).await.unwrap().unwrap();
+    let store_a = a.state_store(&la);
+    let mut s = MonitorState::default();
+    s.run_numbers.insert("Build".into(), 1);
+    assert_eq!(store_a.save(&s).await.unwrap(), 1, "the holder saves");
+    let loaded_a = store_a.load().await.unwrap().unwrap();
+
+    // a pauses past its TTL; b takes over and saves.
+    let lb = lease_within(&b, REPO, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let store_b = b.state_store(&lb);
+    let mut sb = store_b.load().await.unwrap().unwrap();
+    assert_eq!(sb.revision, 1, "b sees a's save");
+    sb.run_numbers.insert("Build".into(), 2);
+    assert_eq!(store_b.save(&sb).await.unwrap(), 2);
+
+    // a wakes up: its save is refused for the lease, not merely the revision, and writes
+    // nothing; it would be refused even with the current revision.
+    let mut late = loaded_a.clone();
+    late.run_numbers.insert("Build".into(), 99);
+    let e = store_a.save(&late).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::LeaseLost { .. }), "{e}");
+    assert!(e.to_string().contains("lost to another replica"), "{e}");
+    late.revision = 2;
+    let e = store_a.save(&late).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::LeaseLost { .. }), "{e}");
+    let now = store_b.load().await.unwrap().unwrap();
+    assert_eq!(
+        (now.revision, now.run_numbers["Build"]),
+        (2, 2),
+        "b's save stands"
+    );
+
+    // Under one lease, the revision check still refuses a save from an older load.
+    let stale_load = sb;
+    let e = store_b.save(&stale_load).await.unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::StateConflict {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// One step of several replicas working on two repositories.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Replica `r` accepts delivery `d` for repository `repo`.
+    Accept { r: usize, repo: usize, d: u8 },
+    /// Replica `r` tries to take the lease.
+    Lease { r: usize, repo: usize },
+    /// The lease's TTL passes (its holder paused or died).
+    Expire { repo: usize },
+    /// Replica `r` reads up to two events with the lease it has and acknowledges them.
+    Drain { r: usize, repo: usize },
+    /// Replica `r` releases the lease it has.
+    Release { r: usize, repo: usize, force: bool },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0..3usize, 0..2usize, 0..8u8).prop_map(|(r, repo, d)| Op::Accept { r, repo, d }),
+        2 => (0..3usize, 0..2usize).prop_map(|(r, repo)| Op::Lease { r, repo }),
+        1 => (0..2usize).prop_map(|repo| Op::Expire { repo }),
+        3 => (0..3usize, 0..2usize).prop_map(|(r, repo)| Op::Drain { r, repo }),
+        1 => (0..3usize, 0..2usize, any::<bool>())
+            .prop_map(|(r, repo, force)| Op::Release { r, repo, force }),
+    ]
+}
+
+/// Checks the primitives against a model: at most one live holder per repository, tokens
+/// that only grow, every delivery accepted once and acknowledged at most once, only by the
+/// live holder, in order, and the pending set equal to the repositories with events waiting.
+async fn run_model(redis_url: &str, ops: &[Op]) {
+    use std::collections::{BTreeMap, BTreeSet, VecDeque};
+    let repos = ["octo-org/a", "octo-org/b"];
+    let mut raw = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("FLUSHDB").exec_async(&mut raw).await.unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(
+            RedisCoordinator::connect(redis_url, "flow-model")
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen: BTreeSet<u8> = BTreeSet::new();
+    let mut inbox: [VecDeque<String>; 2] = [VecDeque::new(), VecDeque::new()];
+    let mut handled: Vec<String> = Vec::new();
+    let mut holder: [Option<usize>; 2] = [None, None];
+    // What each replica believes it holds (possibly stale), per repository.
+    let mut held: BTreeMap<(usize, usize), Lease> = BTreeMap::new();
+    let mut last_token = [0u64; 2];
+    for op in ops {
+        match *op {
+            Op::Accept { r, repo, d } => {
+                let got = replicas[r]
+                    .accept(repos[repo], &format!("d-{d}"), "workflow_run", &[d])
+                    .await
+                    .unwrap();
+                if seen.insert(d) {
+                    assert!(got.is_some(), "{op:?}: a new delivery is accepted");
+                    inbox[repo].push_back(format!("d-{d}"));
+                } else {
+                    assert_eq!(got, None, "{op:?}: a duplicate is refused");
+                }
+            }
+            Op::Lease { r, repo } => {
+                let got = replicas[r].try_lease(repos[repo]).await.unwrap();
+                match (holder[repo], got) {
+                    (None, Some(l)) => {
+                        assert!(l.token() > last_token[repo], "tokens grow");
+                        last_token[repo] = l.token();
+                        holder[repo] = Some(r);
+                        held.insert((r, repo), l);
+                    }
+                    (Some(_), None) => {}
+                    (h, got) => panic!("{op:?}: holder {h:?} but try_lease gave {got:?}"),
+                }
+            }
+            Op::Expire { repo } => {
+                redis::cmd("DEL")
+                    .arg(format!("flow-model:lease:{}", repos[repo]))
+                    .exec_async(&mut raw)
+                    .await
+                    .unwrap();
+                holder[repo] = None;
+            }
+            Op::Drain { r, repo } => {
+                let Some(lease) = held.get(&(r, repo)) else {
+                    continue;
+                };
+                let live = holder[repo] == Some(r) && lease.token() == last_token[repo];
+                let events = replicas[r].inbox(lease, 2).await.unwrap();
+                let want: Vec<&String> = inbox[repo].iter().take(2).collect();
+                let got: Vec<&String> = events.iter().map(|e| &e.delivery).collect();
+                assert_eq!(got, want, "{op:?}: the oldest events, in order");
+                let ids: Vec<String> = events.iter().map(|e| e.entry.clone()).collect();
+                let acked = replicas[r].ack(lease, &ids).await.unwrap();
+                assert_eq!(acked, live, "{op:?}: only the live holder acknowledges");
+                if live {
+                    for _ in 0..ids.len() {
+                        handled.extend(inbox[repo].pop_front());
+                    }
+                }
+            }
+            Op::Release { r, repo, force } => {
+                let Some(lease) = held.get(&(r, repo)) else {
+                    continue;
+                };
+                let live = holder[repo] == Some(r) && lease.token() == last_token[repo];
+                let got = replicas[r].release(lease, force).await.unwrap();
+                let want = if !live {
+                    Released::NotHeld
+                } else if !force && !inbox[repo].is_empty() {
+                    Released::MoreWork
+                } else {
+                    Released::Released
+                };
+                assert_eq!(got, want, "{op:?}");
+                if want == Released::Released {
+                    holder[repo] = None;
+                }
+            }
+        }
+        let want_pending: Vec<String> = (0..2)
+            .filter(|&i| !inbox[i].is_empty())
+            .map(|i| repos[i].to_owned())
+            .collect();
+        assert_eq!(
+            replicas[0].pending().await.unwrap(),
+            want_pending,
+            "after {op:?}"
+        );
+    }
+    let unique: BTreeSet<&String> = handled.iter().collect();
+    assert_eq!(unique.len(), handled.len(), "acknowledged at most once");
+    let waiting = inbox.iter().map(VecDeque::len).sum::<usize>();
+    assert_eq!(handled.len() + waiting, seen.len(), "nothing lost");
+}
+
+#[test]
+fn replicas_coordinating_through_redis_follow_the_model() {
+    use proptest::prelude::*;
+    let redis = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = redis.url();
+    proptest!(ProptestConfig::with_cases(48), |(ops in proptest::collection::vec(op(), 1..40))| {
+        rt.block_on(run_model(&url, &ops));
+    });
+}
