@@ -74,25 +74,24 @@ pub enum ErrorKind {
         /// The revision found.
         found: u64,
     },
-    /// The work lease a save was fenced by has expired or passed to another replica: this
-    /// holder must stop working on the repository (its successor redoes the work).
-    #[error(
-        "monitor state {origin}: the work lease (fencing token {token}) was lost to another replica; nothing was saved"
-    )]
-    LeaseLost {
-        /// The Redis key of the state (without credentials).
-        origin: String,
-        /// The fencing token the holder had.
-        token: u64,
-    },
-    /// The coordination store shared by `flow serve` replicas failed.
-    #[error("coordination store {origin}: {detail}")]
+    /// The coordination backend of `flow serve` replicas failed (unreachable, refused).
+    #[error("coordination {backend}: {detail}")]
     Coordination {
-        /// The store (Redis URL without credentials, and key prefix).
-        origin: String,
-        /// What failed.
+        /// Where the coordination lives (`memory`, a Redis URL without credentials).
+        backend: String,
+        /// What went wrong.
         detail: String,
     },
+    /// A repository's work lease expired and may be held by another process: stop working on
+    /// the repository (the next holder redoes what was not acknowledged).
+    #[error("work lease of {repository} lost: it expired and may be held by another process")]
+    LeaseLost {
+        /// The repository, `owner/name`.
+        repository: String,
+    },
+    /// A webhook delivery's signature was refused.
+    #[error("webhook signature: {0}")]
+    Signature(crate::serve::webhook::SignatureProblem),
     /// An argument was out of its documented range.
     #[error("invalid argument `{name}`: {detail}")]
     InvalidArgument {
@@ -126,7 +125,9 @@ impl Error {
     /// True when retrying the same call later may succeed (rate limits, 5xx, transport).
     pub fn is_retryable(&self) -> bool {
         match &*self.kind {
-            ErrorKind::RateLimited { .. } | ErrorKind::Transport(_) => true,
+            ErrorKind::RateLimited { .. }
+            | ErrorKind::Transport(_)
+            | ErrorKind::Coordination { .. } => true,
             ErrorKind::Http { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

@@ -12,6 +12,8 @@
 //! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
 //! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
 //! - [`watch`]: the long-running loop ([`watch::Watcher`]): poll, observe, raise and resolve.
+//! - [`serve`]: what `flow serve` builds on: the [`serve::Coordinator`] replicas share and the
+//!   webhook signature check.
 //! - [`report`]: JSON, Markdown (with Mermaid charts) and Prometheus text.
 //! - [`generator`], [`quality`], [`sample`]: seeded synthetic histories, detection quality,
 //!   and a bundled sample history.
@@ -100,7 +102,6 @@
 struct ReadmeDoctests;
 
 pub mod alert;
-pub mod coord;
 pub mod detect;
 pub mod error;
 pub mod generator;
@@ -115,6 +116,7 @@ pub mod quality;
 pub mod report;
 pub mod rules;
 pub mod sample;
+pub mod serve;
 pub mod session;
 pub mod sink;
 pub mod source;

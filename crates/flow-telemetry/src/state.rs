@@ -321,6 +321,8 @@ return {'ok', tonumber(ARGV[2])}
 /// The lease a fenced [`RedisStateStore`] saves under: its key and the holder's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
+    /// The repository the lease is for, `owner/name` (named in errors).
+    pub repository: String,
     /// The Redis key of the lease.
     pub key: String,
     /// The fencing token the holder was given.
@@ -448,8 +450,10 @@ impl StateStore for RedisStateStore {
                 found: u64::try_from(n).unwrap_or(0),
             })),
             _ => Err(Error::new(ErrorKind::LeaseLost {
-                origin: self.shown.clone(),
-                token: self.fence.as_ref().map_or(0, |f| f.token),
+                repository: self
+                    .fence
+                    .as_ref()
+                    .map_or_else(|| self.shown.clone(), |f| f.repository.clone()),
             })),
         }
     }

@@ -637,38 +637,36 @@ async fn a_workflow_job_event_fetches_its_run_instead_of_listing() {
 
 #[tokio::test]
 async fn a_replica_that_lost_its_lease_saves_nothing_and_writes_nothing() {
-    use flow_telemetry::coord::redis::RedisCoordinator;
+    use flow_telemetry::serve::{Coordinator, RedisCoordinator};
+    use std::time::{Duration, Instant};
     let redis = crate::redis_server::RedisServer::start();
-    let replica = |ms| {
-        let url = redis.url();
-        async move {
-            RedisCoordinator::connect(&url, "flow-test")
-                .await
-                .unwrap()
-                .with_lease_ttl(std::time::Duration::from_millis(ms))
-        }
-    };
-    // a's lease is short (it will pause past it); b's outlasts the test.
-    let (a, b) = (replica(300).await, replica(60_000).await);
+    let a = RedisCoordinator::connect(&redis.url(), "flow-test")
+        .await
+        .unwrap();
+    let b = RedisCoordinator::connect(&redis.url(), "flow-test")
+        .await
+        .unwrap();
     let repo = Repo::new().await;
     repo.runs.add(1..=30, Some("success"));
-    let la = a.try_lease("octo-org/octo-repo").await.unwrap().unwrap();
-    let store_a: Arc<dyn StateStore> = Arc::new(a.state_store(&la));
+    // a's lease is short (it will pause past it); b's outlasts the test.
+    let la = a
+        .lease("octo-org/octo-repo", "a", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    let store_a: Arc<dyn StateStore> = Arc::new(a.state_store(&la).unwrap());
     repo.invoke(&store_a, SessionOptions::default()).await;
 
     // a pauses past its lease; b takes the repository over.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let lb = loop {
-        if let Some(l) = b.try_lease("octo-org/octo-repo").await.unwrap() {
+        if let Some(l) = b.lease("octo-org/octo-repo", "b", 60_000).await.unwrap() {
             break l;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lease never expired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let store_b: Arc<dyn StateStore> = Arc::new(b.state_store(&lb));
+    let store_b: Arc<dyn StateStore> = Arc::new(b.state_store(&lb).unwrap());
     repo.runs.add(31..=36, Some("failure"));
 
     // a wakes up and runs: refused at its first save, before any GitHub write.
