@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use super::coord::{Accepted, Coordinator, Delivery, EntryId, InboxEntry, Lease};
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Fence, RedisStateStore, connect_redis, redacted};
+use crate::state::{Fence, RedisStateStore, StateStore, connect_redis, redacted};
 use crate::time::{Clock, SystemClock};
 
 /// Most inbox entries read or acknowledged in one script call.
@@ -472,6 +472,10 @@ impl Coordinator for RedisCoordinator {
 
     fn describe(&self) -> String {
         format!("{}#{}", self.url_shown, self.prefix)
+    }
+
+    fn state_store(&self, lease: &Lease) -> Result<Option<Arc<dyn StateStore>>> {
+        Ok(Some(Arc::new(RedisCoordinator::state_store(self, lease)?)))
     }
 }
 

@@ -270,7 +270,12 @@ async fn a_stale_lease_holder_cannot_save_the_state_and_the_revision_check_still
     let lb = lease_within(&b, REPO, LONG, Duration::from_secs(10))
         .await
         .unwrap();
-    let store_b = b.state_store(&lb).unwrap();
+    // Through the seam, as `flow serve` asks for it.
+    let seam: std::sync::Arc<dyn Coordinator> = std::sync::Arc::new(b.clone());
+    let store_b = seam
+        .state_store(&lb)
+        .unwrap()
+        .expect("redis keeps the states");
     let mut sb = store_b.load().await.unwrap().unwrap();
     assert_eq!(sb.revision, 1, "b sees a's save");
     sb.run_numbers.insert("Build".into(), 2);
