@@ -12,5 +12,8 @@ mod monitor;
 #[allow(unreachable_pub, dead_code)]
 mod redis_server;
 mod rehearsal;
+/// Harness of the `flow serve` tests (processes, HTTP, signed deliveries, Prometheus).
+#[allow(dead_code)]
+mod serve_support;
 mod wiring;
 mod workflows;
