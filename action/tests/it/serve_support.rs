@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use flow_telemetry::serve::WebhookSecret;
 use serde_json::{Value, json};
 
+use crate::telemetry_fixture;
+
 /// The secret every test webhook is signed with.
 pub(crate) const SECRET: &str = "it-webhook-secret";
 
@@ -110,14 +112,6 @@ impl Signed {
             &self.body,
         )
     }
-}
-
-/// Reads a fixture of flow-telemetry's tests.
-pub(crate) fn telemetry_fixture(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crates/flow-telemetry/tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// Signs `body` as GitHub would with [`SECRET`].

@@ -217,6 +217,21 @@ pub const SPECS: &[Spec] = &[
         .secret(),
     spec("telemetry.rules", Kind::RulesFile, Some("rules")).env(&[FLOW_RULES]),
     spec("issues.labels", Kind::List, Some("label")).env(&[FLOW_ISSUE_LABELS]),
+    spec("serve.listen", Kind::Text, Some("listen")).env(&[FLOW_SERVE_LISTEN]),
+    spec("serve.webhook_secret", Kind::Secret, None).env(&[FLOW_WEBHOOK_SECRET]),
+    spec(
+        "serve.webhook_secret_file",
+        Kind::Text,
+        Some("webhook-secret-file"),
+    )
+    .env(&[FLOW_WEBHOOK_SECRET_FILE]),
+    spec("serve.repositories", Kind::List, Some("repos")).env(&[FLOW_SERVE_REPOSITORIES]),
+    spec("serve.org", Kind::Text, Some("org")).env(&[FLOW_SERVE_ORG]),
+    spec("serve.reconcile_secs", Kind::Number, Some("reconcile-secs"))
+        .env(&[FLOW_SERVE_RECONCILE_SECS]),
+    spec("serve.queue_capacity", Kind::Number, Some("queue-capacity"))
+        .env(&[FLOW_SERVE_QUEUE_CAPACITY]),
+    spec("serve.workers", Kind::Number, Some("workers")).env(&[FLOW_SERVE_WORKERS]),
 ];
 
 /// The spec of `key`.
@@ -353,6 +368,8 @@ pub struct Credentials {
     pub api_key: Option<SecretString>,
     /// The GitHub token.
     pub github_token: Option<SecretString>,
+    /// The secret of the GitHub webhook `flow serve` verifies deliveries with.
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl fmt::Debug for Credentials {
@@ -361,6 +378,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("api_key", &r(&self.api_key))
             .field("github_token", &r(&self.github_token))
+            .field("webhook_secret", &r(&self.webhook_secret))
             .finish()
     }
 }
@@ -537,6 +555,7 @@ impl Settings {
         let credentials = Credentials {
             api_key: secrets.remove("llm.api_key"),
             github_token: secrets.remove("github.token"),
+            webhook_secret: secrets.remove("serve.webhook_secret"),
         };
         let mut settings = Self {
             config,
@@ -642,6 +661,9 @@ impl Settings {
                 let value = match spec.key {
                     "llm.api_key" => secret_value(self.credentials.api_key.as_ref()),
                     "github.token" => secret_value(self.credentials.github_token.as_ref()),
+                    "serve.webhook_secret" => {
+                        secret_value(self.credentials.webhook_secret.as_ref())
+                    }
                     "llm.provider" => self
                         .provider()
                         .map_or(Value::Null, |p| Value::String(p.as_str().into())),
