@@ -17,8 +17,8 @@ mod monitor;
 mod redis_server;
 mod rehearsal;
 mod serve;
+mod serve_replicas;
 /// Harness of the `flow serve` tests (processes, HTTP, signed deliveries, Prometheus).
-#[allow(dead_code)]
 mod serve_support;
 mod wiring;
 mod workflows;

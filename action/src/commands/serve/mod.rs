@@ -7,7 +7,7 @@
 //! - [`worker`]: the workers; each takes a repository's lease, processes its inbox through
 //!   the monitor's orchestrator for the repository, acknowledges, releases. Reconciliation
 //!   polls each watched repository periodically, and a sweep picks up inboxes left behind.
-//! - [`metrics`]: `/metrics`.
+//! - [`metrics`] serves `/metrics`.
 //!
 //! SIGTERM or SIGINT: `/readyz` and the webhook answer 503, the listener closes once the
 //! requests in flight are answered, the workers drain the queue and every accepted delivery
@@ -132,6 +132,7 @@ async fn run(
         repos: repos.clone(),
         metrics: metrics.clone(),
         busy: Arc::default(),
+        lease_ms: serve.lease_secs.saturating_mul(1000),
     };
     let workers = pool.start(
         rx,
