@@ -20,8 +20,9 @@
 //!
 //! "Lost" counts deliveries not answered 2xx (refused, 503 from a full queue, timeouts,
 //! resets). With `--accepted-metric NAME`, the generator also reads the server's `/metrics`
-//! before and after and checks that the counter `NAME` (summed over its labels) grew by
-//! exactly the number of deliveries answered 202.
+//! before and after and checks that the counter `NAME` (a name, summed over its labels, or
+//! one series `name{label="value",…}` as exposed) grew by exactly the number of deliveries
+//! answered 202.
 #![allow(clippy::print_stdout)]
 
 use std::sync::Arc;
