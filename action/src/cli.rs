@@ -451,6 +451,10 @@ pub struct ServeArgs {
     /// Repositories processed at once (FLOW_SERVE_WORKERS; default 4).
     #[arg(long, value_name = "N")]
     pub workers: Option<u64>,
+    /// Seconds a repository's work lease lasts unless renewed: how long a replica that died
+    /// keeps its repositories from the others (FLOW_SERVE_LEASE_SECS; default 60).
+    #[arg(long, value_name = "SECS")]
+    pub lease_secs: Option<u64>,
     /// Open, comment on and close GitHub issues (needs a token); without it the issues are a
     /// dry run.
     #[arg(long)]

@@ -17,6 +17,9 @@ mod monitor;
 mod redis_server;
 mod rehearsal;
 mod serve;
+mod serve_replicas;
+/// Harness of the `flow serve` tests (processes, HTTP, signed deliveries, Prometheus).
+mod serve_support;
 mod wiring;
 mod workflows;
 

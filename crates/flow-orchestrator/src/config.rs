@@ -281,6 +281,9 @@ pub struct ServeConfig {
     pub queue_capacity: u64,
     /// Repositories processed at once.
     pub workers: u64,
+    /// Seconds a repository's work lease lasts unless renewed (renewed every third of it while
+    /// working): how long a replica that died keeps its repositories from the others.
+    pub lease_secs: u64,
     /// A file holding the webhook secret (a mounted secret, systemd's `LoadCredential`);
     /// `FLOW_WEBHOOK_SECRET` wins over it.
     pub webhook_secret_file: Option<String>,
@@ -295,6 +298,7 @@ impl Default for ServeConfig {
             reconcile_secs: 300,
             queue_capacity: 1024,
             workers: 4,
+            lease_secs: 60,
             webhook_secret_file: None,
         }
     }
@@ -437,9 +441,11 @@ impl FlowConfig {
                 ),
             ));
         }
-        if self.serve.queue_capacity == 0 || self.serve.workers == 0 {
+        if self.serve.queue_capacity == 0 || self.serve.workers == 0 || self.serve.lease_secs == 0 {
             let key = if self.serve.workers == 0 {
                 "serve.workers"
+            } else if self.serve.lease_secs == 0 {
+                "serve.lease_secs"
             } else {
                 "serve.queue_capacity"
             };

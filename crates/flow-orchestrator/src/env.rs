@@ -103,6 +103,8 @@ registry! {
     FLOW_SERVE_QUEUE_CAPACITY;
     /// `serve.workers`: repositories processed at once.
     FLOW_SERVE_WORKERS;
+    /// `serve.lease_secs`: seconds a repository's work lease lasts unless renewed.
+    FLOW_SERVE_LEASE_SECS;
     /// `github.api_url`: the GitHub REST API (GitHub Enterprise Server, a test server).
     GITHUB_API_URL;
     /// `github.server_url`: the GitHub web server (GitHub Enterprise Server).

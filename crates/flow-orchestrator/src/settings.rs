@@ -232,6 +232,7 @@ pub const SPECS: &[Spec] = &[
     spec("serve.queue_capacity", Kind::Number, Some("queue-capacity"))
         .env(&[FLOW_SERVE_QUEUE_CAPACITY]),
     spec("serve.workers", Kind::Number, Some("workers")).env(&[FLOW_SERVE_WORKERS]),
+    spec("serve.lease_secs", Kind::Number, Some("lease-secs")).env(&[FLOW_SERVE_LEASE_SECS]),
 ];
 
 /// The spec of `key`.

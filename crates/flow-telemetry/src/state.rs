@@ -306,32 +306,49 @@ impl StateStore for FileStateStore {
     }
 }
 
-/// Compare-and-set: writes `data` at revision `ARGV[2]` only if the stored revision is `ARGV[1]`.
+/// Compare-and-set: writes `data` at revision `ARGV[2]` only if the stored revision is `ARGV[1]`
+/// and, when fenced (`KEYS[2]` given), only while the lease `KEYS[2]` still holds the fencing
+/// token `ARGV[4]`. Answers `{"ok", new}`, `{"conflict", stored}` or `{"lease", 0}`.
 const CAS_SCRIPT: &str = r"
+if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'lease', 0} end
 local cur = redis.call('HGET', KEYS[1], 'rev')
 if not cur then cur = '0' end
-if cur ~= ARGV[1] then return tonumber(cur) * -1 - 1 end
+if cur ~= ARGV[1] then return {'conflict', tonumber(cur)} end
 redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'data', ARGV[3])
-return tonumber(ARGV[2])
+return {'ok', tonumber(ARGV[2])}
 ";
 
+/// The lease a fenced [`RedisStateStore`] saves under: its key and the holder's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The repository the lease is for, `owner/name` (named in errors).
+    pub repository: String,
+    /// The Redis key of the lease.
+    pub key: String,
+    /// The fencing token the holder was given.
+    pub token: u64,
+}
+
 /// A Redis hash `{rev, data}` under one key, shared by runners and service replicas.
+#[derive(Clone)]
 pub struct RedisStateStore {
     conn: redis::aio::ConnectionManager,
     key: String,
     shown: String,
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for RedisStateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStateStore")
             .field("at", &self.shown)
+            .field("fence", &self.fence)
             .finish_non_exhaustive()
     }
 }
 
 /// `redis://host:port/db` with any password removed, for messages.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
@@ -351,13 +368,44 @@ impl RedisStateStore {
     pub async fn connect(url: &str, key: impl Into<String>) -> Result<Self> {
         let key = key.into();
         let shown = format!("{}#{key}", redacted(url));
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::state(&shown, format!("invalid Redis URL: {e}")))?;
-        let conn = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| Error::state(&shown, format!("cannot connect: {e}")))?;
-        Ok(Self { conn, key, shown })
+        let conn = connect_redis(url, &shown).await?;
+        Ok(Self::from_connection(conn, key, shown))
     }
+
+    /// A store on an open connection (shared with other users of the same server).
+    pub(crate) fn from_connection(
+        conn: redis::aio::ConnectionManager,
+        key: String,
+        shown: String,
+    ) -> Self {
+        Self {
+            conn,
+            key,
+            shown,
+            fence: None,
+        }
+    }
+
+    /// The same store, saving only while `fence` is held: once the lease has expired or passed
+    /// to another holder, [`StateStore::save`] fails with [`ErrorKind::LeaseLost`] and writes
+    /// nothing, so a paused or partitioned replica cannot overwrite its successor's state.
+    #[must_use]
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+}
+
+/// Opens a connection manager (it reconnects by itself) to `url`; `shown` names it in errors.
+///
+/// # Errors
+/// [`ErrorKind::State`] when the URL is invalid or the server unreachable.
+pub(crate) async fn connect_redis(url: &str, shown: &str) -> Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)
+        .map_err(|e| Error::state(shown, format!("invalid Redis URL: {e}")))?;
+    redis::aio::ConnectionManager::new(client)
+        .await
+        .map_err(|e| Error::state(shown, format!("cannot connect: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -379,22 +427,35 @@ impl StateStore for RedisStateStore {
         next.revision = state.revision + 1;
         let json = next.to_json()?;
         let mut conn = self.conn.clone();
-        let got: i64 = redis::Script::new(CAS_SCRIPT)
-            .key(&self.key)
+        let cas = redis::Script::new(CAS_SCRIPT);
+        let mut script = cas.prepare_invoke();
+        script.key(&self.key);
+        if let Some(f) = &self.fence {
+            script.key(&f.key);
+        }
+        script
             .arg(state.revision.to_string())
             .arg(next.revision.to_string())
             .arg(json)
+            .arg(self.fence.as_ref().map_or(0, |f| f.token).to_string());
+        let (answer, n): (String, i64) = script
             .invoke_async(&mut conn)
             .await
             .map_err(|e| Error::state(&self.shown, format!("cannot write: {e}")))?;
-        if got < 0 {
-            return Err(Error::new(ErrorKind::StateConflict {
+        match answer.as_str() {
+            "ok" => Ok(next.revision),
+            "conflict" => Err(Error::new(ErrorKind::StateConflict {
                 origin: self.shown.clone(),
                 expected: state.revision,
-                found: u64::try_from(-(got + 1)).unwrap_or(0),
-            }));
+                found: u64::try_from(n).unwrap_or(0),
+            })),
+            _ => Err(Error::new(ErrorKind::LeaseLost {
+                repository: self
+                    .fence
+                    .as_ref()
+                    .map_or_else(|| self.shown.clone(), |f| f.repository.clone()),
+            })),
         }
-        Ok(next.revision)
     }
 
     async fn reset(&self) -> Result<()> {

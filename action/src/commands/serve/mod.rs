@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
-use flow_telemetry::serve::{Coordinator, MemoryCoordinator, WebhookSecret};
+use flow_telemetry::serve::{Coordinator, MemoryCoordinator, RedisCoordinator, WebhookSecret};
 use flow_telemetry::{Clock, SecretString, SystemClock};
 use secrecy::ExposeSecret as _;
 use tokio::sync::mpsc;
@@ -132,6 +132,7 @@ async fn run(
         repos: repos.clone(),
         metrics: metrics.clone(),
         busy: Arc::default(),
+        lease_ms: serve.lease_secs.saturating_mul(1000),
     };
     let workers = pool.start(
         rx,
@@ -188,15 +189,27 @@ fn announce(bound: SocketAddr) {
     eprintln!("flow serve: listening on http://{bound}");
 }
 
-/// What the processes of this deployment share. In memory: one process. (Replicas plug a
-/// shared backend in here, chosen from the settings.)
-#[allow(clippy::unused_async)] // a shared backend connects
+/// What the processes of this deployment share: with the state in Redis (`--state
+/// redis://…`), the replicas share that server's coordination too (`RedisCoordinator`: delivery
+/// de-dup, durable inboxes, leases, under the `flow` key prefix) — replicas sharing a state
+/// must share their work; otherwise one process, in memory.
 async fn coordinator(
-    _settings: &flow_orchestrator::Settings,
+    settings: &flow_orchestrator::Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Coordinator>> {
-    Ok(Arc::new(MemoryCoordinator::new(clock)))
+    match settings.config.telemetry.state.as_deref() {
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
+            RedisCoordinator::connect(url, COORDINATION_PREFIX)
+                .await
+                .context("connecting the coordination of replicas (telemetry.state)")?
+                .with_clock(clock),
+        )),
+        _ => Ok(Arc::new(MemoryCoordinator::new(clock))),
+    }
 }
+
+/// The Redis key prefix of the replicas' coordination.
+const COORDINATION_PREFIX: &str = "flow:serve";
 
 /// Resolves on SIGTERM or SIGINT.
 async fn signal() {

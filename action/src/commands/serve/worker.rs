@@ -27,10 +27,6 @@ use super::http::DEDUP_TTL_MS;
 use super::metrics::Metrics;
 use crate::commands::{llm, monitor};
 
-/// A repository's lease lasts this long unless renewed (renewed every third of it while
-/// working): a replica that dies holds its repositories at most this long.
-pub(crate) const LEASE_MS: u64 = 60_000;
-
 /// Deliveries read from an inbox at once.
 const BATCH: usize = 32;
 
@@ -194,6 +190,10 @@ pub(crate) struct Pool {
     pub(crate) metrics: Arc<Metrics>,
     /// Repositories a worker of this process is on.
     pub(crate) busy: Arc<Mutex<HashSet<String>>>,
+    /// A repository's lease lasts this long unless renewed (renewed every third of it while
+    /// working): a replica that dies holds its repositories at most this long
+    /// (`serve.lease_secs`).
+    pub(crate) lease_ms: u64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -312,7 +312,7 @@ impl Pool {
     async fn drain(&self, repo: &str, holder: &str, mut reconcile: bool) -> anyhow::Result<()> {
         let orchestrator = self.repos.orchestrator(repo).await?;
         loop {
-            let Some(mut lease) = self.coordinator.lease(repo, holder, LEASE_MS).await? else {
+            let Some(mut lease) = self.coordinator.lease(repo, holder, self.lease_ms).await? else {
                 return Ok(());
             };
             let result = self
@@ -360,13 +360,13 @@ impl Pool {
         work: impl Future<Output = T>,
     ) -> anyhow::Result<T> {
         tokio::pin!(work);
-        let every = Duration::from_millis(LEASE_MS / 3);
+        let every = Duration::from_millis((self.lease_ms / 3).max(1));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 out = &mut work => return Ok(out),
                 _ = tick.tick() => {
-                    *lease = self.coordinator.renew(lease, LEASE_MS).await?;
+                    *lease = self.coordinator.renew(lease, self.lease_ms).await?;
                 }
             }
         }

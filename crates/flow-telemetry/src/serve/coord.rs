@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::state::StateStore;
 use crate::time::Clock;
 
 /// One webhook delivery as it was received, kept until processed.
@@ -171,6 +172,17 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 
     /// Where the coordination lives, for messages (`memory`, `redis://host/…`), no secrets.
     fn describe(&self) -> String;
+
+    /// The lease's repository state store when the backend keeps the states itself, fenced by
+    /// the lease (Redis: once the lease is lost, a save fails with [`ErrorKind::LeaseLost`]
+    /// and writes nothing); `None` (the default): the caller opens its own store.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a repository the backend cannot name.
+    fn state_store(&self, lease: &Lease) -> Result<Option<Arc<dyn StateStore>>> {
+        let _ = lease;
+        Ok(None)
+    }
 }
 
 /// A shared coordinator is a coordinator.
@@ -205,6 +217,9 @@ impl<C: Coordinator + ?Sized> Coordinator for Arc<C> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn state_store(&self, lease: &Lease) -> Result<Option<Arc<dyn StateStore>>> {
+        (**self).state_store(lease)
     }
 }
 

@@ -6,6 +6,7 @@
     clippy::print_stdout
 )]
 
+mod coord;
 mod events;
 mod evidence;
 mod fake_github;

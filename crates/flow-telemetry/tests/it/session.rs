@@ -643,3 +643,59 @@ async fn a_workflow_job_event_fetches_its_run_instead_of_listing() {
     let saved = store.load().await.unwrap().unwrap();
     assert_eq!(saved.run_numbers["Build"], 563);
 }
+
+#[tokio::test]
+async fn a_replica_that_lost_its_lease_saves_nothing_and_writes_nothing() {
+    use flow_telemetry::serve::{Coordinator, RedisCoordinator};
+    use std::time::{Duration, Instant};
+    let redis = crate::redis_server::RedisServer::start();
+    let a = RedisCoordinator::connect(&redis.url(), "flow-test")
+        .await
+        .unwrap();
+    let b = RedisCoordinator::connect(&redis.url(), "flow-test")
+        .await
+        .unwrap();
+    let repo = Repo::new().await;
+    repo.runs.add(1..=30, Some("success"));
+    // a's lease is short (it will pause past it); b's outlasts the test.
+    let la = a
+        .lease("octo-org/octo-repo", "a", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    let store_a: Arc<dyn StateStore> = Arc::new(a.state_store(&la).unwrap());
+    repo.invoke(&store_a, SessionOptions::default()).await;
+
+    // a pauses past its lease; b takes the repository over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lb = loop {
+        if let Some(l) = b.lease("octo-org/octo-repo", "b", 60_000).await.unwrap() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let store_b: Arc<dyn StateStore> = Arc::new(b.state_store(&lb).unwrap());
+    repo.runs.add(31..=36, Some("failure"));
+
+    // a wakes up and runs: refused at its first save, before any GitHub write.
+    let e = repo
+        .session(store_a.clone(), SessionOptions::default())
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), flow_telemetry::ErrorKind::LeaseLost { .. }),
+        "{e}"
+    );
+    assert_eq!(repo.created(), 0, "the stale replica opened nothing");
+    let saved = store_b.load().await.unwrap().unwrap();
+    assert_eq!(saved.poller.last_seen, Some(RunId(30)), "and saved nothing");
+
+    // b, the holder, observes the failures once and opens the one issue.
+    let (r, _) = repo.invoke(&store_b, SessionOptions::default()).await;
+    assert_eq!(r.runs, 6);
+    assert_eq!(repo.created(), 1);
+    let saved = store_b.load().await.unwrap().unwrap();
+    assert_eq!(saved.monitor.unwrap().seen("Build"), 36, "every run once");
+}
