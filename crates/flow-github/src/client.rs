@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flow_core::{Clock, Jitter, RandomJitter, Sleeper, SystemClock, TokioSleeper};
+use flow_orchestrator_core::{Clock, Jitter, RandomJitter, Sleeper, SystemClock, TokioSleeper};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
@@ -293,7 +293,7 @@ impl Client {
         self
     }
 
-    /// Uses `jitter` for back-off ([`flow_core::FixedJitter`] or [`flow_core::SeededJitter`]
+    /// Uses `jitter` for back-off ([`flow_orchestrator_core::FixedJitter`] or [`flow_orchestrator_core::SeededJitter`]
     /// in tests).
     #[must_use]
     pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
@@ -413,10 +413,10 @@ impl Client {
         }
         let header = |name: &str| h.get(name)?.to_str().ok();
         // Secondary limits say `retry-after`; a spent primary quota says when it resets.
-        if let Some(wait) = flow_core::retry_after(header, self.clock.now_system_time()) {
+        if let Some(wait) = flow_orchestrator_core::retry_after(header, self.clock.now_system_time()) {
             return Some(wait);
         }
-        if let Some(wait) = flow_core::rate_limit_reset(header, self.clock.now_ms()) {
+        if let Some(wait) = flow_orchestrator_core::rate_limit_reset(header, self.clock.now_ms()) {
             return Some(wait);
         }
         // A secondary limit without `retry-after`: GitHub asks for at least a minute.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use flow_core::Backoff;
+use flow_orchestrator_core::Backoff;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};

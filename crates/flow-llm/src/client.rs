@@ -328,9 +328,9 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The wait the server asks for: `retry-after-ms`, else `Retry-After` (flow-core's one parser).
+/// The wait the server asks for: `retry-after-ms`, else `Retry-After` (flow-orchestrator-core's one parser).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    flow_core::retry_after(|name| header_str(headers, name), now)
+    flow_orchestrator_core::retry_after(|name| header_str(headers, name), now)
 }
 #[cfg(test)]
 mod tests {

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flow_core::{Backoff, Jitter, RandomJitter};
+use flow_orchestrator_core::{Backoff, Jitter, RandomJitter};
 use tracing::Instrument;
 
 use crate::error::Result;
 use crate::model::ChatModel;
 use crate::protocol::{ChatRequest, ChatResponse};
 
-pub use flow_core::{Sleeper, TokioSleeper};
+pub use flow_orchestrator_core::{Sleeper, TokioSleeper};
 
 /// When and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl RetryPolicy {
         self.backoff().ceiling(retry)
     }
 
-    /// The back-off these settings describe (flow-core's, shared with flow-github).
+    /// The back-off these settings describe (flow-orchestrator-core's, shared with flow-github).
     pub fn backoff(&self) -> Backoff {
         Backoff::new(self.base_delay, self.max_delay)
     }
@@ -128,7 +128,7 @@ impl<M: ChatModel> Retry<M> {
         self
     }
 
-    /// Replaces the source of jitter (tests use `flow_core::FixedJitter` or `SeededJitter`).
+    /// Replaces the source of jitter (tests use `flow_orchestrator_core::FixedJitter` or `SeededJitter`).
     #[must_use]
     pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
         self.jitter = jitter;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use flow_core::{Jitter, Sleeper};
+use flow_orchestrator_core::{Jitter, Sleeper};
 use flow_github::{Client, Config, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;

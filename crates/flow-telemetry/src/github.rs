@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_core::Jitter;
+use flow_orchestrator_core::Jitter;
 use flow_github::{Client, Repo, Request, Response};
 use http::Method;
 use secrecy::SecretString;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_core::{Backoff, Clock, RecordingSleeper, SeededJitter};
+use flow_orchestrator_core::{Backoff, Clock, RecordingSleeper, SeededJitter};
 use flow_github::{ErrorKind, Request};
 use proptest::prelude::*;
 use serde_json::json;

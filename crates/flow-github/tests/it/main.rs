@@ -14,7 +14,7 @@ mod transfer;
 
 use std::sync::Arc;
 
-use flow_core::{FixedJitter, ManualClock, RecordingSleeper};
+use flow_orchestrator_core::{FixedJitter, ManualClock, RecordingSleeper};
 use flow_github::{Client, Config, SecretString};
 use wiremock::MockServer;
 

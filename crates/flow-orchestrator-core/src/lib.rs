@@ -1,4 +1,4 @@
-//! `flow-core`: the small pieces every flow-orchestrator crate that waits or retries shares.
+//! `flow-orchestrator-core`: the small pieces every flow-orchestrator crate that waits or retries shares.
 //!
 //! - Time: [`Clock`] (unix milliseconds; [`SystemClock`], and [`ManualClock`] for tests) and
 //!   [`Sleeper`] ([`TokioSleeper`], and [`RecordingSleeper`] for tests, which never waits).
@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use flow_core::{Backoff, Clock, FixedJitter, ManualClock, retry_after};
+//! use flow_orchestrator_core::{Backoff, Clock, FixedJitter, ManualClock, retry_after};
 //!
 //! let clock = ManualClock::new(1_700_000_000_000);
 //! clock.advance(Duration::from_secs(2));
