@@ -7,6 +7,7 @@ mod cli;
 mod harness;
 mod llm;
 mod monitor;
+mod otlp;
 /// The workspace's harness that starts a real `redis-server` (FLOW_REDIS_SERVER, else PATH).
 #[path = "../../../crates/flow-cache/tests/it/redis_server.rs"]
 #[allow(unreachable_pub, dead_code)]

@@ -216,6 +216,8 @@ pub const SPECS: &[Spec] = &[
         .env(&[FLOW_STATE])
         .secret(),
     spec("telemetry.rules", Kind::RulesFile, Some("rules")).env(&[FLOW_RULES]),
+    spec("telemetry.otlp_endpoint", Kind::Text, Some("otlp-endpoint")).env(&[FLOW_OTLP_ENDPOINT]),
+    spec("telemetry.otlp_headers", Kind::Secret, Some("otlp-header")).env(&[FLOW_OTLP_HEADERS]),
     spec("issues.labels", Kind::List, Some("label")).env(&[FLOW_ISSUE_LABELS]),
 ];
 
@@ -353,6 +355,8 @@ pub struct Credentials {
     pub api_key: Option<SecretString>,
     /// The GitHub token.
     pub github_token: Option<SecretString>,
+    /// The OTLP exporter's headers, `name=value` pairs separated by commas (API keys).
+    pub otlp_headers: Option<SecretString>,
 }
 
 impl fmt::Debug for Credentials {
@@ -361,6 +365,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("api_key", &r(&self.api_key))
             .field("github_token", &r(&self.github_token))
+            .field("otlp_headers", &r(&self.otlp_headers))
             .finish()
     }
 }
@@ -537,6 +542,7 @@ impl Settings {
         let credentials = Credentials {
             api_key: secrets.remove("llm.api_key"),
             github_token: secrets.remove("github.token"),
+            otlp_headers: secrets.remove("telemetry.otlp_headers"),
         };
         let mut settings = Self {
             config,
@@ -642,6 +648,9 @@ impl Settings {
                 let value = match spec.key {
                     "llm.api_key" => secret_value(self.credentials.api_key.as_ref()),
                     "github.token" => secret_value(self.credentials.github_token.as_ref()),
+                    "telemetry.otlp_headers" => {
+                        secret_value(self.credentials.otlp_headers.as_ref())
+                    }
                     "llm.provider" => self
                         .provider()
                         .map_or(Value::Null, |p| Value::String(p.as_str().into())),

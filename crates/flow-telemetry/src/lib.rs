@@ -12,6 +12,8 @@
 //! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
 //! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
 //! - [`watch`]: the long-running loop ([`watch::Watcher`]): poll, observe, raise and resolve.
+//! - [`otlp`]: each completed run as an OpenTelemetry trace (run, job and step spans after the
+//!   CICD semantic conventions), exported over OTLP/HTTP protobuf.
 //! - [`report`]: JSON, Markdown (with Mermaid charts) and Prometheus text.
 //! - [`generator`], [`quality`], [`sample`]: seeded synthetic histories, detection quality,
 //!   and a bundled sample history.
@@ -109,6 +111,7 @@ pub mod kpi;
 pub mod lifecycle;
 pub mod model;
 pub mod monitor;
+pub mod otlp;
 pub mod problem;
 pub mod quality;
 pub mod report;
