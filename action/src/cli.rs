@@ -409,8 +409,8 @@ pub struct MonitorArgs {
     /// monitoring.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
-    /// A header sent with every OTLP request, `name=value` (e.g. an API key; secret); repeat
-    /// for several (FLOW_OTLP_HEADERS: comma-separated pairs).
+    /// A header sent with every OTLP request, `name=value` (e.g. an API key); repeat for
+    /// several (FLOW_OTLP_HEADERS: comma-separated pairs). Secret: masked, never printed.
     #[arg(long, value_name = "NAME=VALUE")]
     #[schemars(with = "Option<String>")]
     pub otlp_header: Vec<Secret>,
@@ -666,7 +666,7 @@ mod tests {
             // Token counts are not tokens.
             let counts = ["max-tokens", "token-budget"].contains(&name.as_str());
             let looks_secret = !counts
-                && ["key", "token", "password", "redis-url"]
+                && ["key", "token", "password", "redis-url", "header"]
                     .iter()
                     .any(|w| name.contains(w));
             assert_eq!(
