@@ -70,6 +70,10 @@ pub enum Command {
     /// Watch workflow health: collect runs, compute KPIs, detect anomalies, open or update
     /// one issue per problem. Without --repo it runs offline on a bundled sample history.
     Monitor(MonitorArgs),
+    /// Run as a long-lived service: receive GitHub's `workflow_run` and `workflow_job`
+    /// webhooks, monitor every repository they come from (and those of --repos / --org,
+    /// reconciled by polling), and serve Prometheus metrics. Not an action command.
+    Serve(ServeArgs),
     /// Ship this binary as a GitHub Action: metadata, archives, releases.
     #[command(subcommand)]
     Publish(PublishCommand),
@@ -106,6 +110,7 @@ impl Command {
             Self::Delegate(_) => "delegate",
             Self::ReviewIssue(_) => "review-issue",
             Self::Monitor(_) => "monitor",
+            Self::Serve(_) => "serve",
             Self::Publish(PublishCommand::Metadata(_)) => "publish metadata",
             Self::Publish(PublishCommand::Package(_)) => "publish package",
             Self::Publish(PublishCommand::Manifest(_)) => "publish manifest",
@@ -428,6 +433,80 @@ pub struct MonitorArgs {
     pub llm: LlmArgs,
 }
 
+/// `flow serve`: a long-running service; its flags are not action inputs (a workflow step
+/// ends, a service does not).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to bind, host:port (FLOW_SERVE_LISTEN; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A file holding the webhook secret (FLOW_WEBHOOK_SECRET_FILE); FLOW_WEBHOOK_SECRET wins
+    /// over it. A secret is required: unsigned deliveries are refused.
+    #[arg(long, value_name = "PATH")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Repositories watched by the reconciliation poll, owner/name, comma-separated or
+    /// repeated (FLOW_SERVE_REPOSITORIES); with --repo and --org's.
+    #[arg(long, value_name = "OWNER/NAME,…", value_delimiter = ',')]
+    pub repos: Vec<String>,
+    /// Watch every repository of this organisation (FLOW_SERVE_ORG), listed again hourly.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Seconds between reconciliation polls of each watched repository
+    /// (FLOW_SERVE_RECONCILE_SECS; default 300; 0: none).
+    #[arg(long, value_name = "SECS")]
+    pub reconcile_secs: Option<u64>,
+    /// Deliveries waiting for a worker at most; past it the webhook answers 503
+    /// (FLOW_SERVE_QUEUE_CAPACITY; default 1024).
+    #[arg(long, value_name = "N")]
+    pub queue_capacity: Option<u64>,
+    /// Repositories processed at once (FLOW_SERVE_WORKERS; default 4).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u64>,
+    /// Open, comment on and close GitHub issues (needs a token); without it the issues are a
+    /// dry run.
+    #[arg(long)]
+    pub open_issues: bool,
+    /// Only runs of this workflow (FLOW_WORKFLOW): display name, file name or id.
+    #[arg(long, value_name = "WORKFLOW")]
+    pub workflow: Option<String>,
+    /// The branch whose runs are observed and raise issues (default: each repository's
+    /// default branch; `*` for every branch).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// How many recent runs the first poll of a repository reads at most (FLOW_MAX_PAGES ×
+    /// 100; default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u32>,
+    /// Where each repository's monitor state lives (FLOW_STATE): a directory (one JSON file
+    /// per repository, `DIR/owner/name.json`) or `redis://…` (shared by replicas). Without it
+    /// the state lives in memory and is lost on exit.
+    #[arg(long, value_name = "DIR|redis://…")]
+    pub state: Option<String>,
+    /// Close a problem's issue when it recovers (FLOW_CLOSE_ON_RECOVERY; default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub close_on_recovery: Option<bool>,
+    /// GitHub writes per processed delivery; the rest is done by the next one
+    /// (FLOW_MAX_WRITES; default 10).
+    #[arg(long, value_name = "N")]
+    pub max_writes: Option<u32>,
+    /// Telemetry rules file, TOML or YAML (FLOW_RULES).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Option<PathBuf>,
+    /// Ask the LLM for a triage of each new problem (FLOW_TRIAGE; default true when an LLM is
+    /// configured).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub triage: Option<bool>,
+    /// Labels put on the issues flow opens, comma-separated or repeated (FLOW_ISSUE_LABELS).
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    pub label: Vec<String>,
+    /// The GitHub token, API URL and one more watched repository (--repo).
+    #[command(flatten)]
+    pub github: GithubArgs,
+    /// LLM options (used with --triage).
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
 /// The command whose settings `flow config` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -436,10 +515,12 @@ pub enum ConfigFor {
     Delegate,
     /// `review-issue`: the LLM and the cache.
     ReviewIssue,
-    /// `monitor`: every setting.
+    /// `monitor`: every setting but `serve.*`.
     Monitor,
     /// `publish release`: the repository and GitHub.
     Publish,
+    /// `serve`: every setting (the service runs the monitor per repository).
+    Serve,
 }
 
 impl ConfigFor {
@@ -448,7 +529,8 @@ impl ConfigFor {
         let section = key.split('.').next().unwrap_or_default();
         match self {
             Self::Delegate | Self::ReviewIssue => matches!(section, "llm" | "cache"),
-            Self::Monitor => true,
+            Self::Monitor => section != "serve",
+            Self::Serve => true,
             Self::Publish => section == "github" || key == "telemetry.repository",
         }
     }

@@ -6,6 +6,7 @@ mod llm;
 mod monitor;
 mod publish;
 mod report;
+mod serve;
 
 use crate::cli::{Command, PublishCommand, ReportCommand};
 use crate::report::Outcome;
@@ -19,6 +20,7 @@ use crate::settings::Ctx;
 pub fn run(command: Command, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     match command {
         Command::Monitor(args) => monitor::monitor(&args, ctx),
+        Command::Serve(args) => serve::serve(&args, ctx),
         Command::Publish(PublishCommand::Metadata(args)) => publish::metadata(&args),
         Command::Publish(PublishCommand::Package(args)) => publish::package(&args),
         Command::Publish(PublishCommand::Manifest(args)) => publish::manifest(&args),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_orchestrator::{AlertOutcome, MonitorOptions, MonitorReport};
+use flow_orchestrator::{AlertOutcome, MonitorOptions, MonitorReport, OrchestratorBuilder};
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::history::History;
 use flow_telemetry::model::ts;
@@ -140,12 +140,9 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
         tap.clone()
     };
     builder = builder.with_run_source(Arc::new(ProgressSource::new(source, progress.clone())));
-    if !args.open_issues {
-        builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
-    }
     let offline = !matches!(origin, Origin::Repository(_));
-    let mut options = builder_options(config, offline);
-    options.triage = settings.triage();
+    builder = configure(builder, &settings, args.open_issues, offline);
+    let mut options = builder.monitor_options().clone();
     options.event = event;
     options.reset_state = args.reset_state;
     if args.from_file.is_none() && (since.is_some() || until.is_some()) {
@@ -340,6 +337,23 @@ impl RunSource for HistoryTap {
     }
 }
 
+/// What `flow monitor` and `flow serve` set alike on the orchestrator built from the
+/// settings: the monitor options (triage as configured) and, without `--open-issues`, a dry
+/// run in place of the issue sink.
+pub(crate) fn configure(
+    mut builder: OrchestratorBuilder,
+    settings: &flow_orchestrator::Settings,
+    open_issues: bool,
+    offline: bool,
+) -> OrchestratorBuilder {
+    if !open_issues {
+        builder = builder.with_issue_sink(Arc::new(DryRunSink::new(Box::new(std::io::sink()))));
+    }
+    let mut options = builder_options(&settings.config, offline);
+    options.triage = settings.triage();
+    builder.with_monitor_options(options)
+}
+
 /// The monitor options the configuration gives, with every branch watched offline (an
 /// exported history or the sample has no default branch to single out) unless one is named.
 fn builder_options(config: &flow_orchestrator::FlowConfig, offline: bool) -> MonitorOptions {
@@ -351,7 +365,7 @@ fn builder_options(config: &flow_orchestrator::FlowConfig, offline: bool) -> Mon
 }
 
 /// The Redis key of the state: one per repository, workflow and branch.
-fn state_key(config: &flow_orchestrator::FlowConfig) -> String {
+pub(crate) fn state_key(config: &flow_orchestrator::FlowConfig) -> String {
     format!(
         "flow:monitor:{}:{}:{}",
         config.telemetry.repository.as_deref().unwrap_or("-"),

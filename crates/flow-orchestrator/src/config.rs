@@ -56,6 +56,8 @@ pub struct FlowConfig {
     pub issues: IssuesConfig,
     /// The GitHub REST API.
     pub github: GithubConfig,
+    /// The long-running service, `flow serve`.
+    pub serve: ServeConfig,
 }
 
 /// Which Chat Completions service to call.
@@ -262,6 +264,47 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// What `flow serve` listens on and watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// The address the HTTP server binds (`host:port`); default `127.0.0.1:8080`, behind a
+    /// reverse proxy that terminates TLS (`0.0.0.0:8080` in a container).
+    pub listen: String,
+    /// Repositories (`owner/name`) watched by the reconciliation poll, besides
+    /// `telemetry.repository` and those of `org`. Deliveries of other repositories are
+    /// processed too.
+    pub repositories: Vec<String>,
+    /// An organisation whose every repository is watched (listed through the REST API and
+    /// listed again every hour).
+    pub org: Option<String>,
+    /// Seconds between reconciliation polls of each watched repository (an incremental poll
+    /// catches deliveries GitHub never retries); 0: no reconciliation.
+    pub reconcile_secs: u64,
+    /// Deliveries accepted and not yet taken by a worker, at most; past it the webhook answers
+    /// 503 so GitHub records the failure.
+    pub queue_capacity: u64,
+    /// Repositories processed at once.
+    pub workers: u64,
+    /// A file holding the webhook secret (a mounted secret, systemd's `LoadCredential`);
+    /// `FLOW_WEBHOOK_SECRET` wins over it.
+    pub webhook_secret_file: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            repositories: Vec::new(),
+            org: None,
+            reconcile_secs: 300,
+            queue_capacity: 1024,
+            workers: 4,
+            webhook_secret_file: None,
+        }
+    }
+}
+
 /// The issues `monitor` opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -373,6 +416,34 @@ impl FlowConfig {
                 "telemetry.repository",
                 format!("expected owner/name, got {r:?}"),
             ));
+        }
+        if let Some(r) = self
+            .serve
+            .repositories
+            .iter()
+            .find(|r| split_repository(r).is_none())
+        {
+            return Err(Error::config(
+                "serve.repositories",
+                format!("expected owner/name, got {r:?}"),
+            ));
+        }
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Error::config(
+                "serve.listen",
+                format!(
+                    "expected an address and port such as 127.0.0.1:8080, got {:?}",
+                    self.serve.listen
+                ),
+            ));
+        }
+        if self.serve.queue_capacity == 0 || self.serve.workers == 0 {
+            let key = if self.serve.workers == 0 {
+                "serve.workers"
+            } else {
+                "serve.queue_capacity"
+            };
+            return Err(Error::config(key, "expected an integer >= 1, got 0"));
         }
         if self.telemetry.max_pages == 0 {
             return Err(Error::config(

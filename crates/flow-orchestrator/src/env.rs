@@ -93,6 +93,22 @@ registry! {
     FLOW_OTLP_HEADERS, secret;
     /// `issues.labels`: comma-separated labels of the issues flow opens.
     FLOW_ISSUE_LABELS;
+    /// `serve.listen`: the address `flow serve` binds (`host:port`).
+    FLOW_SERVE_LISTEN;
+    /// `serve.webhook_secret`: the secret of the GitHub webhook `flow serve` verifies.
+    FLOW_WEBHOOK_SECRET, secret;
+    /// `serve.webhook_secret_file`: a file holding the webhook secret.
+    FLOW_WEBHOOK_SECRET_FILE;
+    /// `serve.repositories`: comma-separated `owner/name` watched by `flow serve`.
+    FLOW_SERVE_REPOSITORIES;
+    /// `serve.org`: an organisation whose every repository `flow serve` watches.
+    FLOW_SERVE_ORG;
+    /// `serve.reconcile_secs`: seconds between reconciliation polls (0: none).
+    FLOW_SERVE_RECONCILE_SECS;
+    /// `serve.queue_capacity`: deliveries waiting at most before the webhook answers 503.
+    FLOW_SERVE_QUEUE_CAPACITY;
+    /// `serve.workers`: repositories processed at once.
+    FLOW_SERVE_WORKERS;
     /// `github.api_url`: the GitHub REST API (GitHub Enterprise Server, a test server).
     GITHUB_API_URL;
     /// `github.server_url`: the GitHub web server (GitHub Enterprise Server).

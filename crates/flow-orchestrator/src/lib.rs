@@ -105,7 +105,7 @@ mod triage;
 
 pub use config::{
     CONFIG_PATHS, CacheBackend, CacheConfig, FlowConfig, GithubConfig, IssuesConfig, LlmConfig,
-    LlmProvider, TelemetryConfig,
+    LlmProvider, ServeConfig, TelemetryConfig,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use monitor::{

@@ -10,6 +10,7 @@ use flow_telemetry::lifecycle::issue_key;
 use flow_telemetry::otlp::{ExportReport, TraceExporter as _};
 use flow_telemetry::report::Report;
 use flow_telemetry::session::{AlertNotes, Session, SessionOptions};
+use flow_telemetry::source::event::Event;
 use flow_telemetry::{Alert, Fingerprint, IssueAction};
 use serde::Serialize;
 use tracing::Instrument;
@@ -297,12 +298,24 @@ impl Orchestrator {
     /// fails, or the workflow name is unknown. Issue sink and LLM failures do not abort the
     /// invocation: they are in the report, and the writes are redone next time.
     pub async fn monitor(&self) -> Result<MonitorReport> {
-        self.monitor_inner()
+        self.monitor_inner(self.monitor.event.as_ref())
             .instrument(tracing::info_span!("flow.monitor"))
             .await
     }
 
-    async fn monitor_inner(&self) -> Result<MonitorReport> {
+    /// [`Orchestrator::monitor`] for one triggering `event` (`None`: an incremental poll)
+    /// instead of the options' event: what a long-running service (`flow serve`) calls for
+    /// each delivery and each reconciliation, on one orchestrator per repository.
+    ///
+    /// # Errors
+    /// As [`Orchestrator::monitor`].
+    pub async fn monitor_event(&self, event: Option<&Event>) -> Result<MonitorReport> {
+        self.monitor_inner(event)
+            .instrument(tracing::info_span!("flow.monitor"))
+            .await
+    }
+
+    async fn monitor_inner(&self, event: Option<&Event>) -> Result<MonitorReport> {
         let source = self.source.clone().ok_or_else(|| {
             Error::missing(
                 "run source",
@@ -315,7 +328,7 @@ impl Orchestrator {
             branch: o.branch.clone(),
             first_pages: o.max_pages,
             lifecycle: o.lifecycle.clone(),
-            event: o.event.clone(),
+            event: event.cloned(),
             reset: o.reset_state,
         };
         let mut session = Session::new(

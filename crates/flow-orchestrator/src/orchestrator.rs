@@ -234,6 +234,11 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// The monitor options set so far (to adjust one and set them again).
+    pub fn monitor_options(&self) -> &MonitorOptions {
+        &self.monitor
+    }
+
     /// Whether `monitor` asks the chat model for a triage of each alert (default true).
     #[must_use]
     pub fn with_triage(mut self, triage: bool) -> Self {

@@ -219,6 +219,21 @@ pub const SPECS: &[Spec] = &[
     spec("telemetry.otlp_endpoint", Kind::Text, Some("otlp-endpoint")).env(&[FLOW_OTLP_ENDPOINT]),
     spec("telemetry.otlp_headers", Kind::Secret, Some("otlp-header")).env(&[FLOW_OTLP_HEADERS]),
     spec("issues.labels", Kind::List, Some("label")).env(&[FLOW_ISSUE_LABELS]),
+    spec("serve.listen", Kind::Text, Some("listen")).env(&[FLOW_SERVE_LISTEN]),
+    spec("serve.webhook_secret", Kind::Secret, None).env(&[FLOW_WEBHOOK_SECRET]),
+    spec(
+        "serve.webhook_secret_file",
+        Kind::Text,
+        Some("webhook-secret-file"),
+    )
+    .env(&[FLOW_WEBHOOK_SECRET_FILE]),
+    spec("serve.repositories", Kind::List, Some("repos")).env(&[FLOW_SERVE_REPOSITORIES]),
+    spec("serve.org", Kind::Text, Some("org")).env(&[FLOW_SERVE_ORG]),
+    spec("serve.reconcile_secs", Kind::Number, Some("reconcile-secs"))
+        .env(&[FLOW_SERVE_RECONCILE_SECS]),
+    spec("serve.queue_capacity", Kind::Number, Some("queue-capacity"))
+        .env(&[FLOW_SERVE_QUEUE_CAPACITY]),
+    spec("serve.workers", Kind::Number, Some("workers")).env(&[FLOW_SERVE_WORKERS]),
 ];
 
 /// The spec of `key`.
@@ -357,6 +372,8 @@ pub struct Credentials {
     pub github_token: Option<SecretString>,
     /// The OTLP exporter's headers, `name=value` pairs separated by commas (API keys).
     pub otlp_headers: Option<SecretString>,
+    /// The secret of the GitHub webhook `flow serve` verifies deliveries with.
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl fmt::Debug for Credentials {
@@ -366,6 +383,7 @@ impl fmt::Debug for Credentials {
             .field("api_key", &r(&self.api_key))
             .field("github_token", &r(&self.github_token))
             .field("otlp_headers", &r(&self.otlp_headers))
+            .field("webhook_secret", &r(&self.webhook_secret))
             .finish()
     }
 }
@@ -543,6 +561,7 @@ impl Settings {
             api_key: secrets.remove("llm.api_key"),
             github_token: secrets.remove("github.token"),
             otlp_headers: secrets.remove("telemetry.otlp_headers"),
+            webhook_secret: secrets.remove("serve.webhook_secret"),
         };
         let mut settings = Self {
             config,
@@ -650,6 +669,9 @@ impl Settings {
                     "github.token" => secret_value(self.credentials.github_token.as_ref()),
                     "telemetry.otlp_headers" => {
                         secret_value(self.credentials.otlp_headers.as_ref())
+                    }
+                    "serve.webhook_secret" => {
+                        secret_value(self.credentials.webhook_secret.as_ref())
                     }
                     "llm.provider" => self
                         .provider()

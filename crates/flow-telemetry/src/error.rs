@@ -74,6 +74,24 @@ pub enum ErrorKind {
         /// The revision found.
         found: u64,
     },
+    /// The coordination backend of `flow serve` replicas failed (unreachable, refused).
+    #[error("coordination {backend}: {detail}")]
+    Coordination {
+        /// Where the coordination lives (`memory`, a Redis URL without credentials).
+        backend: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A repository's work lease expired and may be held by another process: stop working on
+    /// the repository (the next holder redoes what was not acknowledged).
+    #[error("work lease of {repository} lost: it expired and may be held by another process")]
+    LeaseLost {
+        /// The repository, `owner/name`.
+        repository: String,
+    },
+    /// A webhook delivery's signature was refused.
+    #[error("webhook signature: {0}")]
+    Signature(crate::serve::webhook::SignatureProblem),
     /// An argument was out of its documented range.
     #[error("invalid argument `{name}`: {detail}")]
     InvalidArgument {
@@ -107,7 +125,9 @@ impl Error {
     /// True when retrying the same call later may succeed (rate limits, 5xx, transport).
     pub fn is_retryable(&self) -> bool {
         match &*self.kind {
-            ErrorKind::RateLimited { .. } | ErrorKind::Transport(_) => true,
+            ErrorKind::RateLimited { .. }
+            | ErrorKind::Transport(_)
+            | ErrorKind::Coordination { .. } => true,
             ErrorKind::Http { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

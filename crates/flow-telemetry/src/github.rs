@@ -385,6 +385,38 @@ impl GitHubClient {
         })
     }
 
+    /// The repositories of the organisation `org` (`owner/name`, archived ones left out),
+    /// every page (`GET /orgs/{org}/repos`, 100 per page), at most `max_pages` pages.
+    ///
+    /// # Errors
+    /// The API's errors (404 for an unknown organisation); [`ErrorKind::Parse`] for a body
+    /// that is not a list of repositories.
+    pub async fn org_repositories(&self, org: &str, max_pages: u32) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Repo {
+            full_name: String,
+            #[serde(default)]
+            archived: bool,
+        }
+        let mut out = Vec::new();
+        let mut uri = format!("/orgs/{org}/repos?per_page=100&type=all");
+        for _ in 0..max_pages.max(1) {
+            let answer = self.get(&uri).await?;
+            let page: Vec<Repo> = serde_json::from_str(&answer.body)
+                .map_err(|e| Error::parse(format!("GET /orgs/{org}/repos"), e))?;
+            out.extend(
+                page.into_iter()
+                    .filter(|r| !r.archived)
+                    .map(|r| r.full_name),
+            );
+            match answer.next_link() {
+                Some(next) => uri = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// POSTs or PATCHes `body` as JSON to `uri`; returns the response body.
     pub(crate) async fn write(
         &self,

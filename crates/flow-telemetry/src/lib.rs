@@ -14,6 +14,8 @@
 //! - [`watch`]: the long-running loop ([`watch::Watcher`]): poll, observe, raise and resolve.
 //! - [`otlp`]: each completed run as an OpenTelemetry trace (run, job and step spans after the
 //!   CICD semantic conventions), exported over OTLP/HTTP protobuf.
+//! - [`serve`]: what `flow serve` builds on: the [`serve::Coordinator`] replicas share and the
+//!   webhook signature check.
 //! - [`report`]: JSON, Markdown (with Mermaid charts) and Prometheus text.
 //! - [`generator`], [`quality`], [`sample`]: seeded synthetic histories, detection quality,
 //!   and a bundled sample history.
@@ -117,6 +119,7 @@ pub mod quality;
 pub mod report;
 pub mod rules;
 pub mod sample;
+pub mod serve;
 pub mod session;
 pub mod sink;
 pub mod source;

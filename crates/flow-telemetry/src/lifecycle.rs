@@ -196,6 +196,25 @@ fn hash_text(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..8])
 }
 
+impl LedgerEntry {
+    /// Remembers `text` as the last thing said on the issue, at `now_ms` (so the same text is
+    /// never posted twice and renotification waits its interval).
+    fn said(&mut self, text: &str, now_ms: i64) {
+        self.last_said = hash_text(text);
+        self.last_said_at_ms = now_ms;
+    }
+}
+
+/// The run an alert points at: the last run of its evidence, else the run it fired on.
+fn alert_run(alert: &Alert) -> String {
+    alert
+        .evidence
+        .runs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| alert.run_id.to_string())
+}
+
 fn run_link(run: &Run) -> String {
     if run.html_url.is_empty() {
         format!("run {}", run.id.0)
@@ -324,8 +343,7 @@ impl Ledger {
                 text.push('\n');
             }
             text.push_str("\nThe detectors now use this level as the baseline. Closing.");
-            e.last_said = hash_text(&text);
-            e.last_said_at_ms = now_ms;
+            e.said(&text, now_ms);
             self.queue(
                 &key,
                 IntentAction::Close {
@@ -392,8 +410,7 @@ impl Ledger {
                 e.workflow
             )
         };
-        e.last_said = hash_text(&text);
-        e.last_said_at_ms = now_ms;
+        e.said(&text, now_ms);
         let action = if opts.close_on_recovery {
             IntentAction::Close {
                 text,
@@ -457,15 +474,9 @@ impl Ledger {
                         "Escalated to **{}**: {} (run {}).",
                         alert.severity,
                         alert.summary,
-                        alert
-                            .evidence
-                            .runs
-                            .last()
-                            .cloned()
-                            .unwrap_or_else(|| alert.run_id.to_string())
+                        alert_run(alert)
                     );
-                    e.last_said = hash_text(&text);
-                    e.last_said_at_ms = now_ms;
+                    e.said(&text, now_ms);
                     self.queue(key, IntentAction::Comment { text });
                 }
                 false
@@ -478,15 +489,9 @@ impl Ledger {
                 let text = format!(
                     "Fired again after recovering: {} ({}).",
                     alert.summary,
-                    alert
-                        .evidence
-                        .runs
-                        .last()
-                        .cloned()
-                        .unwrap_or_else(|| alert.run_id.to_string())
+                    alert_run(alert)
                 );
-                e.last_said = hash_text(&text);
-                e.last_said_at_ms = now_ms;
+                e.said(&text, now_ms);
                 self.queue(key, IntentAction::Comment { text });
                 false
             }

@@ -42,6 +42,8 @@ mockall::mock! {
         async fn raise(&self, alert: &Alert) -> flow_telemetry::Result<IssueAction>;
         async fn raise_with_notes(&self, alert: &Alert, notes: &str) -> flow_telemetry::Result<IssueAction>;
         async fn resolve(&self, fingerprint: &Fingerprint) -> flow_telemetry::Result<IssueAction>;
+        async fn comment(&self, fingerprint: &Fingerprint, number: u64, text: &str) -> flow_telemetry::Result<IssueAction>;
+        async fn close(&self, fingerprint: &Fingerprint, number: u64, text: &str) -> flow_telemetry::Result<IssueAction>;
     }
 }
 

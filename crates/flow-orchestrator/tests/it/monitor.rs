@@ -273,10 +273,14 @@ async fn a_recovery_in_a_later_invocation_closes_the_issue() {
         .returning(|_, _| Ok(IssueAction::Opened { number: 9 }));
     let resolved = Arc::new(Mutex::new(Vec::new()));
     let r = resolved.clone();
-    sink.expect_resolve().times(1).returning(move |fp| {
-        r.lock().unwrap().push(fp.clone());
-        Ok(IssueAction::Closed { number: 9 })
-    });
+    sink.expect_close()
+        .times(1)
+        .returning(move |fp, number, text| {
+            r.lock()
+                .unwrap()
+                .push((fp.clone(), number, text.to_owned()));
+            Ok(IssueAction::Closed { number })
+        });
     let o = Orchestrator::builder()
         .with_run_source(Arc::new(source))
         .with_issue_sink(Arc::new(sink))
@@ -296,7 +300,11 @@ async fn a_recovery_in_a_later_invocation_closes_the_issue() {
     let fp = flow_telemetry::Fingerprint::incident("CI", "main");
     let key = flow_telemetry::lifecycle::issue_key("CI", "main");
     assert_eq!(key, fp);
-    assert_eq!(*resolved.lock().unwrap(), vec![key]);
+    let closed = resolved.lock().unwrap().clone();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!((&closed[0].0, closed[0].1), (&key, 9));
+    // The closing comment names the recovering run (the sink gets the text to post).
+    assert!(closed[0].2.contains("Recovered"), "{}", closed[0].2);
     let r = report
         .recovered
         .iter()

@@ -89,7 +89,10 @@ pub trait IssueSink: Send + Sync {
     }
 
     /// Comments `text` on issue `number` of `fingerprint`, unless a comment carrying the same
-    /// hidden marker is there already. The default does nothing.
+    /// hidden marker is there already.
+    ///
+    /// No default: a sink that cannot post the text must say so, not report a comment it
+    /// never made.
     ///
     /// # Errors
     /// Transport or HTTP failures of the underlying tracker.
@@ -98,13 +101,12 @@ pub trait IssueSink: Send + Sync {
         fingerprint: &Fingerprint,
         number: u64,
         text: &str,
-    ) -> Result<IssueAction> {
-        let _ = (fingerprint, text);
-        Ok(IssueAction::Commented { number })
-    }
+    ) -> Result<IssueAction>;
 
-    /// Comments `text` on issue `number` (as [`IssueSink::comment`]) and closes it. The default
-    /// resolves `fingerprint`.
+    /// Comments `text` on issue `number` (as [`IssueSink::comment`]) and closes it.
+    ///
+    /// No default, for the same reason as [`IssueSink::comment`]: the closing text (the
+    /// recovering run, the accepted change) is the point of the write.
     ///
     /// # Errors
     /// Transport or HTTP failures of the underlying tracker.
@@ -113,10 +115,7 @@ pub trait IssueSink: Send + Sync {
         fingerprint: &Fingerprint,
         number: u64,
         text: &str,
-    ) -> Result<IssueAction> {
-        let _ = (number, text);
-        self.resolve(fingerprint).await
-    }
+    ) -> Result<IssueAction>;
 }
 
 /// A shared sink is a sink: every method is forwarded.

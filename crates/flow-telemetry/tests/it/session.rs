@@ -434,6 +434,15 @@ impl IssueSink for DiesAfterWriting {
         self.0.open(alert, notes).await?;
         Err(killed())
     }
+    async fn comment(
+        &self,
+        fp: &Fingerprint,
+        number: u64,
+        text: &str,
+    ) -> flow_telemetry::Result<IssueAction> {
+        self.0.comment(fp, number, text).await?;
+        Err(killed())
+    }
     async fn close(
         &self,
         fp: &Fingerprint,

@@ -1,0 +1,491 @@
+//! The workers of `flow serve`: per repository, take the lease, process the accepted
+//! deliveries through the repository's orchestrator (the same wiring as `flow monitor`),
+//! acknowledge them once the state is saved, release. Plus the background ticks: the
+//! reconciliation poll of the watched repositories and the sweep of inboxes left behind.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use flow_orchestrator::{Orchestrator, Settings};
+use flow_telemetry::github::{GitHubClient, GitHubConfig};
+use flow_telemetry::model::RunStatus;
+use flow_telemetry::serve::{
+    Coordinator, EntryId, InboxEntry, JobContext, Lease, WebhookEvent, parse_delivery,
+};
+use flow_telemetry::source::event::Event;
+use flow_telemetry::state::{FileStateStore, StateStore};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Work;
+use super::http::DEDUP_TTL_MS;
+use super::metrics::Metrics;
+use crate::commands::{llm, monitor};
+
+/// A repository's lease lasts this long unless renewed (renewed every third of it while
+/// working): a replica that dies holds its repositories at most this long.
+pub(crate) const LEASE_MS: u64 = 60_000;
+
+/// Deliveries read from an inbox at once.
+const BATCH: usize = 32;
+
+/// How often inboxes without a worker are looked for (a token lost to a lease held elsewhere,
+/// a replica that died).
+const SWEEP: Duration = Duration::from_secs(5);
+
+/// How often an organisation's repositories are listed again.
+const ORG_REFRESH: Duration = Duration::from_secs(3600);
+
+/// One orchestrator per repository, built on first use from the settings as `flow monitor`
+/// builds its own: run source, issues, triage, rules, options, state.
+pub(crate) struct Repos {
+    settings: Settings,
+    open_issues: bool,
+    built: tokio::sync::Mutex<HashMap<String, Arc<Orchestrator>>>,
+}
+
+impl std::fmt::Debug for Repos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repos").finish_non_exhaustive()
+    }
+}
+
+/// `owner/name` made of GitHub's name characters only (it becomes a path and a key).
+fn split_repo(repo: &str) -> Option<(&str, &str)> {
+    let (owner, name) = repo.split_once('/')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    (ok(owner) && ok(name)).then_some((owner, name))
+}
+
+impl Repos {
+    pub(crate) fn new(settings: Settings, open_issues: bool) -> Self {
+        Self {
+            settings,
+            open_issues,
+            built: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The orchestrator of `repo`.
+    pub(crate) async fn orchestrator(&self, repo: &str) -> anyhow::Result<Arc<Orchestrator>> {
+        let mut built = self.built.lock().await;
+        if let Some(o) = built.get(repo) {
+            return Ok(o.clone());
+        }
+        let (owner, name) = split_repo(repo)
+            .with_context(|| format!("repository {repo:?}: expected owner/name"))?;
+        let mut settings = self.settings.clone();
+        settings.config.telemetry.repository = Some(repo.to_owned());
+        let builder =
+            monitor::configure(llm::builder(&settings)?, &settings, self.open_issues, false);
+        let builder = match &settings.config.telemetry.state {
+            Some(spec) if spec.starts_with("redis://") || spec.starts_with("rediss://") => {
+                let key = monitor::state_key(&settings.config);
+                builder.with_state_store(
+                    flow_telemetry::state::open_store(spec, &key)
+                        .await
+                        .with_context(|| format!("opening the monitor state of {repo}"))?,
+                )
+            }
+            // A directory: one state file per repository.
+            Some(dir) => {
+                let path = Path::new(dir).join(owner).join(format!("{name}.json"));
+                builder.with_state_store(Arc::new(FileStateStore::new(path)) as Arc<dyn StateStore>)
+            }
+            None => builder,
+        };
+        let o = Arc::new(builder.build()?);
+        built.insert(repo.to_owned(), o.clone());
+        Ok(o)
+    }
+}
+
+/// The repositories the reconciliation polls: the configured ones and an organisation's.
+pub(crate) struct Watched {
+    fixed: Vec<String>,
+    org: Option<(String, GitHubClient)>,
+    org_repos: Vec<String>,
+    listed_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("fixed", &self.fixed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watched {
+    /// Must be called inside the runtime (it builds the GitHub client).
+    pub(crate) fn new(repos: &Repos) -> anyhow::Result<Self> {
+        let config = &repos.settings.config;
+        let mut fixed: Vec<String> = config.telemetry.repository.iter().cloned().collect();
+        for r in &config.serve.repositories {
+            if !fixed.contains(r) {
+                fixed.push(r.clone());
+            }
+        }
+        let org = match &config.serve.org {
+            Some(org) => {
+                let mut gh = GitHubConfig::new(org.clone(), "-");
+                if let Some(api) = &config.github.api_url {
+                    gh = gh.with_base_url(api.trim_end_matches('/'));
+                }
+                if let Some(token) = &repos.settings.credentials.github_token {
+                    gh = gh.with_token(token.clone());
+                }
+                Some((org.clone(), GitHubClient::new(gh)?))
+            }
+            None => None,
+        };
+        Ok(Self {
+            fixed,
+            org,
+            org_repos: Vec::new(),
+            listed_at: None,
+        })
+    }
+
+    /// The repositories to poll now, listing the organisation's again when due (a failed
+    /// listing keeps the last one).
+    async fn current(&mut self) -> Vec<String> {
+        if let Some((org, client)) = &self.org
+            && self.listed_at.is_none_or(|t| t.elapsed() >= ORG_REFRESH)
+        {
+            match client.org_repositories(org, 50).await {
+                Ok(list) => {
+                    tracing::info!(target: "flow.serve", org = %org, repositories = list.len(), "organisation listed");
+                    self.org_repos = list;
+                    self.listed_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::error!(target: "flow.serve", org = %org, error = %e, "listing the organisation's repositories failed");
+                }
+            }
+        }
+        let mut all = self.fixed.clone();
+        all.extend(
+            self.org_repos
+                .iter()
+                .filter(|r| !self.fixed.contains(r))
+                .cloned(),
+        );
+        all
+    }
+}
+
+/// What the workers share.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    pub(crate) repos: Arc<Repos>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Repositories a worker of this process is on.
+    pub(crate) busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Starts `n` workers on the queue; they end when it is closed and empty.
+    pub(crate) fn start(&self, rx: mpsc::Receiver<Work>, n: usize) -> Vec<JoinHandle<()>> {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let me = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        (0..n)
+            .map(|i| {
+                let pool = self.clone();
+                let rx = rx.clone();
+                let holder = format!("{me}-w{i}");
+                tokio::spawn(async move {
+                    loop {
+                        let work = { rx.lock().await.recv().await };
+                        let Some(work) = work else { break };
+                        let (repo, reconcile) = match work {
+                            Work::Deliveries(r) => (r, false),
+                            Work::Reconcile(r) => (r, true),
+                        };
+                        pool.work_on(&repo, &holder, reconcile).await;
+                    }
+                })
+            })
+            .collect()
+    }
+
+    async fn work_on(&self, repo: &str, holder: &str, reconcile: bool) {
+        if let Ok(mut b) = self.busy.lock() {
+            b.insert(repo.to_owned());
+        }
+        if let Err(e) = self.drain(repo, holder, reconcile).await {
+            tracing::error!(target: "flow.serve", repository = %repo, error = format!("{e:#}"), "working on the repository failed");
+        }
+        if let Ok(mut b) = self.busy.lock() {
+            b.remove(repo);
+        }
+    }
+
+    /// The reconciliation ticks and the sweep, until `stop`.
+    pub(crate) fn background(
+        &self,
+        tx: mpsc::Sender<Work>,
+        mut watched: Watched,
+        reconcile_secs: u64,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(SWEEP);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reconcile = (reconcile_secs > 0)
+                .then(|| tokio::time::interval(Duration::from_secs(reconcile_secs)));
+            loop {
+                let due = async {
+                    match &mut reconcile {
+                        Some(i) => {
+                            i.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = sweep.tick() => pool.sweep(&tx).await,
+                    () = due => {
+                        for repo in watched.current().await {
+                            if tx.try_send(Work::Reconcile(repo.clone())).is_err() {
+                                tracing::warn!(target: "flow.serve", repository = %repo, "work queue full: reconciliation skipped until the next tick");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Queues the repositories whose inbox has deliveries and no worker here.
+    async fn sweep(&self, tx: &mpsc::Sender<Work>) {
+        let backlog = match self.coordinator.backlog().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(target: "flow.serve", error = %e, "backlog unavailable");
+                return;
+            }
+        };
+        let busy = self.busy.lock().map(|b| b.clone()).unwrap_or_default();
+        for repo in backlog.into_iter().filter(|r| !busy.contains(r)) {
+            if tx.try_send(Work::Deliveries(repo)).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Drains every inbox with deliveries, here and now (at shutdown).
+    pub(crate) async fn sweep_now(&self) {
+        let Ok(backlog) = self.coordinator.backlog().await else {
+            return;
+        };
+        let holder = format!("{}-final", std::process::id());
+        for repo in backlog {
+            self.work_on(&repo, &holder, false).await;
+        }
+    }
+
+    /// Takes `repo`'s lease and processes its inbox (and, with `reconcile`, polls it) until
+    /// the inbox is empty; checks again after releasing, so a delivery accepted while another
+    /// worker held the lease is not left behind.
+    async fn drain(&self, repo: &str, holder: &str, mut reconcile: bool) -> anyhow::Result<()> {
+        let orchestrator = self.repos.orchestrator(repo).await?;
+        loop {
+            let Some(mut lease) = self.coordinator.lease(repo, holder, LEASE_MS).await? else {
+                return Ok(());
+            };
+            let result = self
+                .drain_leased(&orchestrator, &mut lease, &mut reconcile)
+                .await;
+            if let Err(e) = self.coordinator.release(&lease).await {
+                tracing::warn!(target: "flow.serve", repository = %repo, error = %e, "releasing the lease failed; it expires");
+            }
+            if !result? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Returns whether there was anything to do.
+    async fn drain_leased(
+        &self,
+        orchestrator: &Orchestrator,
+        lease: &mut Lease,
+        reconcile: &mut bool,
+    ) -> anyhow::Result<bool> {
+        let mut worked = false;
+        loop {
+            let batch = self.coordinator.inbox(lease, BATCH).await?;
+            if batch.is_empty() && !*reconcile {
+                return Ok(worked);
+            }
+            worked = true;
+            let repo = lease.repository.clone();
+            let poll = std::mem::take(reconcile);
+            let ids = self
+                .renewing(lease, self.process(&repo, orchestrator, &batch, poll))
+                .await?;
+            if !ids.is_empty() {
+                self.coordinator.ack(lease, &ids).await?;
+            }
+        }
+    }
+
+    /// Runs `work` while renewing `lease` every third of its life; a lost lease abandons the
+    /// work (the next holder redoes it from the saved state).
+    async fn renewing<T>(
+        &self,
+        lease: &mut Lease,
+        work: impl Future<Output = T>,
+    ) -> anyhow::Result<T> {
+        tokio::pin!(work);
+        let every = Duration::from_millis(LEASE_MS / 3);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = tick.tick() => {
+                    *lease = self.coordinator.renew(lease, LEASE_MS).await?;
+                }
+            }
+        }
+    }
+
+    /// Processes a batch (every delivery is attempted: a failure is logged, and the
+    /// reconciliation catches the runs up) and returns the ids to acknowledge.
+    async fn process(
+        &self,
+        repo: &str,
+        orchestrator: &Orchestrator,
+        batch: &[InboxEntry],
+        reconcile: bool,
+    ) -> Vec<EntryId> {
+        for entry in batch {
+            self.deliver(repo, orchestrator, entry).await;
+        }
+        if reconcile {
+            self.monitor(repo, orchestrator, None).await;
+        }
+        batch.iter().map(|e| e.id.clone()).collect()
+    }
+
+    async fn deliver(&self, repo: &str, orchestrator: &Orchestrator, entry: &InboxEntry) {
+        let d = &entry.delivery;
+        match parse_delivery(&d.event, d.body.as_bytes()) {
+            Ok(WebhookEvent::Workflow {
+                event, job_context, ..
+            }) => {
+                self.count(repo, &event, job_context.as_ref()).await;
+                // A completed run is what the detectors observe; a job's completion only
+                // feeds the metrics (its run's own delivery follows).
+                if let Event::WorkflowRun { action, .. } = &event
+                    && action == "completed"
+                {
+                    self.monitor(repo, orchestrator, Some(&event)).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(target: "flow.serve", delivery = %d.id, error = %e, "an accepted delivery does not parse; dropped");
+            }
+        }
+    }
+
+    async fn first(&self, key: &str) -> bool {
+        self.coordinator
+            .first_seen(key, DEDUP_TTL_MS)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(target: "flow.serve", error = %e, "first-seen check failed: counted");
+                true
+            })
+    }
+
+    async fn count(&self, repo: &str, event: &Event, context: Option<&JobContext>) {
+        match event {
+            Event::WorkflowRun { run, .. } => {
+                let key = format!(
+                    "run:{repo}:{}:{}:{}",
+                    run.id.0,
+                    run.run_attempt,
+                    run.status.as_str()
+                );
+                if self.first(&key).await {
+                    self.metrics.run(repo, run, true);
+                }
+            }
+            Event::WorkflowJob { job, .. } => {
+                let key = format!("job:{repo}:{}:{}", job.id, job.status.as_str());
+                if self.first(&key).await {
+                    let started =
+                        matches!(job.status, RunStatus::InProgress | RunStatus::Completed);
+                    let queued_once =
+                        started && self.first(&format!("job-queue:{repo}:{}", job.id)).await;
+                    let context = context.cloned().unwrap_or_default();
+                    self.metrics.job(repo, &context, job, queued_once, true);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn monitor(&self, repo: &str, orchestrator: &Orchestrator, event: Option<&Event>) {
+        match orchestrator.monitor_event(event).await {
+            Ok(report) => {
+                self.metrics.report(repo, &report);
+                self.metrics.processed(true);
+                tracing::info!(
+                    target: "flow.serve",
+                    repository = %repo,
+                    runs = report.runs,
+                    from_event = report.from_event,
+                    alerts = report.alerts.len(),
+                    writes = report.writes,
+                    deferred = report.deferred,
+                    "monitored"
+                );
+            }
+            Err(e) => {
+                self.metrics.processed(false);
+                tracing::error!(target: "flow.serve", repository = %repo, error = %e, "monitoring failed; the reconciliation catches up");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_repo;
+
+    #[test]
+    fn repository_names_from_deliveries_cannot_escape_the_state_directory() {
+        assert_eq!(
+            split_repo("octo-org/octo.repo_1"),
+            Some(("octo-org", "octo.repo_1"))
+        );
+        for bad in ["../etc", "o/..", "o/r/x", "o", "/r", "o/", "o/r\n", "o/r x"] {
+            assert_eq!(split_repo(bad), None, "{bad:?}");
+        }
+    }
+}
