@@ -56,7 +56,7 @@ fn lookups(n: usize, seed: u64) -> Vec<u32> {
 
 fn envelope() -> Envelope {
     Envelope::new(
-        flow_cache::SystemClock.now_ms(),
+        flow_cache::SystemClock.now_unix_ms(),
         Duration::from_secs(86_400),
         Duration::ZERO,
     )

@@ -520,10 +520,12 @@ async fn a_burst_of_failures_opens_one_issue_and_says_nothing_twice() {
         r#"flow_telemetry_alerts_open{repository="octo-org/octo-repo"}"#,
         1.0,
     );
-    let st = gh.issues.lock().unwrap();
-    assert_eq!(st.created, 1, "one issue: {:?}", st.issues);
-    assert!(st.comments.is_empty(), "{:?}", st.comments);
-    drop(st);
+    let (created, comments, issues) = {
+        let st = gh.issues.lock().unwrap();
+        (st.created, st.comments.clone(), st.issues.clone())
+    };
+    assert_eq!(created, 1, "one issue: {issues:?}");
+    assert!(comments.is_empty(), "{comments:?}");
     // Events that follow the last run observed are read from the delivery: no listing.
     assert_eq!(gh.lists().await, lists, "{}", serve.stderr());
     // The writes: the issue, and its label created once.

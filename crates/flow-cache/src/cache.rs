@@ -270,7 +270,10 @@ impl Cache {
     /// or a miss. Fetches nothing and counts nothing; use it to fall back on a stale answer
     /// when every other way has failed.
     pub async fn get(&self, key: &Key) -> Lookup {
-        Lookup::judge(self.inner.store.get(key).await, self.inner.clock.now_ms())
+        Lookup::judge(
+            self.inner.store.get(key).await,
+            self.inner.clock.now_unix_ms(),
+        )
     }
 
     /// [`Cache::get`], decoding the value from JSON.
@@ -293,7 +296,7 @@ impl Cache {
     /// Stores `value` under `key` as if fetched now with `policy` (ignores `no_store`
     /// and `force_refresh`).
     pub async fn put(&self, key: &Key, value: impl Into<Arc<[u8]>>, policy: Policy) {
-        let env = Envelope::new(self.inner.clock.now_ms(), policy.ttl, policy.stale);
+        let env = Envelope::new(self.inner.clock.now_unix_ms(), policy.ttl, policy.stale);
         self.inner.store.put(key, Entry::new(env, value)).await;
     }
 
@@ -476,7 +479,7 @@ impl Cache {
             Err(FlightError::Aborted(msg)) => Error::from(ErrorKind::FetchAborted(msg)),
         };
         match stale {
-            Some(s) if self.inner.clock.now_ms() < s.envelope.stale_until => {
+            Some(s) if self.inner.clock.now_unix_ms() < s.envelope.stale_until => {
                 bump(&self.inner.metrics.stale_if_error);
                 tracing::warn!(key = %key, error = %transient, "flow-cache: refresh failed; serving stale value");
                 Ok(Served {
@@ -536,7 +539,7 @@ impl Cache {
             bump(&inner.metrics.fetches);
             let out = match fetch().await {
                 Ok(bytes) => {
-                    let now = inner.clock.now_ms();
+                    let now = inner.clock.now_unix_ms();
                     let env = Envelope::new(now, policy.ttl, policy.stale);
                     let entry = Entry::new(env, bytes);
                     // A zero ttl and stale window make an entry that is dead on arrival.

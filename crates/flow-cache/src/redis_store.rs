@@ -222,7 +222,7 @@ impl CacheStore for RedisStore {
     }
 
     async fn put(&self, key: &Key, entry: Entry) {
-        let Some(px) = expiry_ms(entry.envelope.remaining_ms(self.clock.now_ms())) else {
+        let Some(px) = expiry_ms(entry.envelope.remaining_ms(self.clock.now_unix_ms())) else {
             return; // already past stale_until: nothing worth storing
         };
         let mut cmd = redis::cmd("SET");

@@ -120,7 +120,7 @@ impl<A, B> fmt::Debug for TwoTier<A, B> {
 impl<A: CacheStore, B: CacheStore> CacheStore for TwoTier<A, B> {
     async fn get(&self, key: &Key) -> Option<Entry> {
         let near = self.near.get(key).await;
-        let now = self.clock.now_ms();
+        let now = self.clock.now_unix_ms();
         if near
             .as_ref()
             .is_some_and(|e| e.envelope.freshness(now) == Freshness::Fresh)

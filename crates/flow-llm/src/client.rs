@@ -328,25 +328,10 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The wait the server asks for: `retry-after-ms` (milliseconds), else `Retry-After` in
-/// seconds or as an HTTP date relative to `now`.
+/// The wait the server asks for: `retry-after-ms`, else `Retry-After` (flow-core's one parser).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        // Capped like `Retry-After`: `from_secs_f64` panics on a value past `Duration::MAX`.
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(86_400.0)));
-    }
-    let value = header_str(headers, "retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    flow_core::retry_after(|name| header_str(headers, name), now)
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -5,30 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::Rng;
+use flow_core::{Backoff, Jitter, RandomJitter};
 use tracing::Instrument;
 
 use crate::error::Result;
 use crate::model::ChatModel;
 use crate::protocol::{ChatRequest, ChatResponse};
 
-/// Waits; injected so tests run without real delays.
-#[async_trait]
-pub trait Sleeper: Send + Sync + fmt::Debug {
-    /// Waits for `duration`.
-    async fn sleep(&self, duration: Duration);
-}
-
-/// The [`Sleeper`] of tokio (honours tokio's paused test time).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioSleeper;
-
-#[async_trait]
-impl Sleeper for TokioSleeper {
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
-    }
-}
+pub use flow_core::{Sleeper, TokioSleeper};
 
 /// When and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +72,12 @@ impl RetryPolicy {
     /// The backoff ceiling before retry number `retry` (1-based): `base * 2^(retry-1)`,
     /// capped at `max_delay`.
     pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+        self.backoff().ceiling(retry)
+    }
+
+    /// The back-off these settings describe (flow-core's, shared with flow-github).
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.base_delay, self.max_delay)
     }
 
     /// The wait before retry number `retry`: the server's `retry_after` when it is at most
@@ -99,7 +85,7 @@ impl RetryPolicy {
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
         match retry_after {
             Some(d) if d <= self.max_retry_after => d,
-            _ => self.ceiling(retry).mul_f64(unit.clamp(0.0, 1.0)),
+            _ => self.backoff().delay_with_unit(retry, unit),
         }
     }
 }
@@ -113,6 +99,7 @@ pub struct Retry<M> {
     inner: M,
     policy: RetryPolicy,
     sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
 }
 
 impl<M> fmt::Debug for Retry<M> {
@@ -130,6 +117,7 @@ impl<M: ChatModel> Retry<M> {
             inner,
             policy,
             sleeper: Arc::new(TokioSleeper),
+            jitter: Arc::new(RandomJitter),
         }
     }
 
@@ -137,6 +125,13 @@ impl<M: ChatModel> Retry<M> {
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
+        self
+    }
+
+    /// Replaces the source of jitter (tests use `flow_core::FixedJitter` or `SeededJitter`).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -164,7 +159,7 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                     if !(e.is_retryable() && attempt <= self.policy.max_retries) {
                         return Err(e.with_attempts(spent));
                     }
-                    let unit = rand::rng().random::<f64>();
+                    let unit = self.jitter.unit();
                     let delay = self.policy.delay(attempt, e.retry_after(), unit);
                     if let Some(deadline) = request.options.deadline
                         && tokio::time::Instant::now()

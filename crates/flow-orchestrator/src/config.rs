@@ -410,11 +410,16 @@ impl FlowConfig {
             ));
         }
         if let Some(r) = &self.telemetry.repository
-            && split_repository(r).is_none()
+            && let Err(e) = flow_github::Repo::parse(r)
         {
             return Err(Error::config(
                 "telemetry.repository",
-                format!("expected owner/name, got {r:?}"),
+                match e.kind() {
+                    flow_github::ErrorKind::InvalidArgument { expected, .. } => {
+                        format!("expected {expected}")
+                    }
+                    _ => format!("expected owner/name, got {r:?}"),
+                },
             ));
         }
         if let Some(r) = self
@@ -500,9 +505,10 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(FlowConfig)).unwrap_or_default()
 }
 
+/// `owner/name` split, when flow-github's one parser ([`flow_github::Repo::parse`]) accepts it.
 fn split_repository(r: &str) -> Option<(&str, &str)> {
-    let (owner, name) = r.split_once('/')?;
-    (!owner.is_empty() && !name.is_empty() && !name.contains('/')).then_some((owner, name))
+    flow_github::Repo::parse(r).ok()?;
+    r.split_once('/')
 }
 
 fn read(path: &Path) -> Result<String> {

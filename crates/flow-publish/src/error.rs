@@ -73,6 +73,13 @@ pub enum ErrorKind {
         /// GitHub's message or the transport error.
         message: String,
     },
+    /// GitHub's rate limit, and the client's retry budget or longest wait is spent.
+    RateLimited {
+        /// The operation, e.g. `list releases`.
+        operation: String,
+        /// How long GitHub asked to wait, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// An uploaded asset's digest differs from the local SHA-256.
     DigestMismatch {
         /// The asset's file name.
@@ -123,6 +130,13 @@ impl fmt::Display for ErrorKind {
                 Some(status) => write!(f, "github: {operation}: status {status}: {message}"),
                 None => write!(f, "github: {operation}: {message}"),
             },
+            Self::RateLimited {
+                operation,
+                retry_after_ms,
+            } => write!(
+                f,
+                "github: {operation}: rate limited, retry after {retry_after_ms} ms"
+            ),
             Self::DigestMismatch {
                 asset,
                 expected,
@@ -163,11 +177,12 @@ impl Error {
         &self.kind
     }
 
-    /// Whether retrying the same call later may succeed: a GitHub 5xx or 429, or no response.
+    /// Whether retrying the same call later may succeed: a GitHub 5xx or 429, a rate limit, or
+    /// no response.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
-            ErrorKind::Http { status: None, .. } => true,
+            ErrorKind::Http { status: None, .. } | ErrorKind::RateLimited { .. } => true,
             ErrorKind::Http {
                 status: Some(status),
                 ..

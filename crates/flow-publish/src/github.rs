@@ -9,11 +9,13 @@
 //! Digests come from the asset's `digest: "sha256:<hex>"` field; when GitHub omits it, the asset
 //! is downloaded and hashed.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::{Method, RequestBuilder, Response};
-use secrecy::{ExposeSecret, SecretString};
+use bytes::Bytes;
+use flow_core::{Jitter, Sleeper};
+use flow_github::{Client, Config, Request, Response};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
@@ -23,15 +25,17 @@ use crate::package::{Asset, sha256_hex};
 use crate::release::{Publisher, ReleasePlan, ReleaseReport, ReleaseStep};
 
 /// GitHub's public API.
-pub const DEFAULT_API_BASE: &str = "https://api.github.com";
+pub const DEFAULT_API_BASE: &str = flow_github::DEFAULT_API_URL;
 
-/// Releases through the GitHub REST API.
+/// Releases through the GitHub REST API (flow-github's client: rate limits waited out, reads
+/// retried on server errors; uploads, which may have been carried out, are not sent twice).
 #[derive(Debug, Clone)]
 pub struct GitHubPublisher {
-    client: reqwest::Client,
     token: SecretString,
     api_base: String,
     upload_base: Option<String>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    jitter: Option<Arc<dyn Jitter>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,22 +77,20 @@ impl GitHubPublisher {
     /// A publisher for `https://api.github.com` authenticating with `token`.
     ///
     /// # Errors
-    /// [`ErrorKind::Http`] when the HTTP client cannot be built (no TLS backend).
+    /// [`ErrorKind::InvalidInput`] naming `token` when it cannot be sent in a header.
     pub fn new(token: SecretString) -> Result<Self> {
-        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
-        // no-op when one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("flow-publish/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| Error::new(http_error("build http client", None, e.to_string())))?;
-        Ok(Self {
-            client,
+        let publisher = Self {
             token,
             api_base: DEFAULT_API_BASE.to_owned(),
             upload_base: None,
-        })
+            sleeper: None,
+            jitter: None,
+        };
+        publisher
+            .config()
+            .check()
+            .map_err(|e| github("check the settings", e))?;
+        Ok(publisher)
     }
 
     /// Uses another API base URL (GitHub Enterprise's `https://host/api/v3`, a test server).
@@ -106,94 +108,81 @@ impl GitHubPublisher {
         self
     }
 
-    /// Uses this HTTP client (timeouts, proxies); it should set a `User-Agent`.
+    /// Uses `sleeper` for rate-limit and retry waits (tests never really wait).
     #[must_use]
-    pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.client = client;
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = Some(sleeper);
         self
     }
 
-    fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        self.request_accepting(method, url, "application/vnd.github+json")
+    /// Uses `jitter` for the back-off of retries.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = Some(jitter);
+        self
     }
 
-    fn request_accepting(&self, method: Method, url: &str, accept: &str) -> RequestBuilder {
-        self.client
-            .request(method, url)
-            .bearer_auth(self.token.expose_secret())
-            .header("Accept", accept)
-            .header("X-GitHub-Api-Version", "2022-11-28")
+    fn config(&self) -> Config {
+        // One-shot: ETags would save nothing, and an asset's JSON and bytes share a URL.
+        Config::new()
+            .with_base_url(self.api_base.clone())
+            .with_token(self.token.clone())
+            .with_conditional(false)
+            .with_timeout(std::time::Duration::from_secs(300))
     }
 
-    fn repo_url(&self, plan: &ReleasePlan, path: &str) -> String {
-        format!(
-            "{}/repos/{}/{}/{path}",
-            self.api_base, plan.owner, plan.repo
-        )
-    }
-
-    async fn send(&self, operation: &str, request: RequestBuilder) -> Result<Response> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::new(http_error(operation, None, e.to_string())))?;
-        if response.status().is_success() {
-            return Ok(response);
+    /// The client of one release run, built in the runtime that runs it.
+    fn client(&self) -> Result<Client> {
+        let mut client =
+            Client::new(self.config()).map_err(|e| github("connect to the github api", e))?;
+        if let Some(s) = &self.sleeper {
+            client = client.with_sleeper(Arc::clone(s));
         }
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        // A proxy or server that echoes the request's headers must not put the token in the
-        // error.
-        let token = self.token.expose_secret();
-        let message = if token.len() >= 4 && message.contains(token) {
-            message.replace(token, "[redacted]")
-        } else {
-            message
-        };
-        Err(Error::new(http_error(operation, Some(status), message)))
+        if let Some(j) = &self.jitter {
+            client = client.with_jitter(Arc::clone(j));
+        }
+        Ok(client)
+    }
+
+    fn repo_path(plan: &ReleasePlan, path: &str) -> String {
+        format!("/repos/{}/{}/{path}", plan.owner, plan.repo)
+    }
+
+    async fn send(client: &Client, operation: &str, request: Request) -> Result<Response> {
+        client.send(request).await.map_err(|e| github(operation, e))
     }
 
     async fn json<T: for<'de> Deserialize<'de>>(
-        &self,
+        client: &Client,
         operation: &str,
-        request: RequestBuilder,
+        request: Request,
     ) -> Result<T> {
-        let response = self.send(operation, request).await?;
-        response.json().await.map_err(|e| {
-            Error::new(http_error(
-                operation,
-                None,
-                format!("unexpected response body: {e}"),
-            ))
-        })
+        let response = Self::send(client, operation, request).await?;
+        response.json().map_err(|e| github(operation, e))
     }
 
-    async fn find_release(&self, plan: &ReleasePlan) -> Result<Option<GhRelease>> {
+    fn with_json(operation: &str, request: Request, body: &serde_json::Value) -> Result<Request> {
+        request.with_json(body).map_err(|e| github(operation, e))
+    }
+
+    async fn find_release(client: &Client, plan: &ReleasePlan) -> Result<Option<GhRelease>> {
         // `GET /releases/tags/{tag}` does not see drafts, so list them.
         let tag = plan.tag();
-        for page in 1..=10u32 {
-            let url = self.repo_url(plan, "releases");
-            let request = self
-                .request(Method::GET, &url)
-                .query(&[("per_page", "100"), ("page", &page.to_string())]);
-            let releases: Vec<GhRelease> = self.json("list releases", request).await?;
-            let count = releases.len();
+        let operation = "list releases";
+        let first = Self::repo_path(plan, "releases?per_page=100&page=1");
+        let mut pages = client.pages(&first, 10);
+        while let Some(page) = pages.next().await.map_err(|e| github(operation, e))? {
+            let releases: Vec<GhRelease> = page.json().map_err(|e| github(operation, e))?;
             if let Some(found) = releases.into_iter().find(|r| r.tag_name == tag) {
                 return Ok(Some(found));
-            }
-            if count < 100 {
-                break;
             }
         }
         Ok(None)
     }
 
-    async fn create_release(&self, plan: &ReleasePlan) -> Result<GhRelease> {
+    async fn create_release(client: &Client, plan: &ReleasePlan) -> Result<GhRelease> {
         let tag = plan.tag();
+        let operation = format!("create release {tag}");
         let body = json!({
             "tag_name": tag,
             "target_commitish": plan.commit,
@@ -202,10 +191,12 @@ impl GitHubPublisher {
             "draft": true,
             "prerelease": plan.is_prerelease(),
         });
-        let request = self
-            .request(Method::POST, &self.repo_url(plan, "releases"))
-            .json(&body);
-        self.json(&format!("create release {tag}"), request).await
+        let request = Self::with_json(
+            &operation,
+            Request::post(Self::repo_path(plan, "releases")),
+            &body,
+        )?;
+        Self::json(client, &operation, request).await
     }
 
     fn upload_url(&self, release: &GhRelease) -> Result<String> {
@@ -219,24 +210,25 @@ impl GitHubPublisher {
         Ok(format!("{base}{}", parsed.path()))
     }
 
-    async fn upload(&self, release: &GhRelease, asset: &Asset) -> Result<GhAsset> {
+    async fn upload(&self, client: &Client, release: &GhRelease, asset: &Asset) -> Result<GhAsset> {
         // Read without blocking the runtime: archives can be tens of megabytes.
         let bytes = tokio::fs::read(&asset.path)
             .await
             .map_err(|e| Error::io(&asset.path, e))?;
-        let request = self
-            .request(Method::POST, &self.upload_url(release)?)
-            .query(&[("name", asset.name.as_str())])
-            .header("Content-Type", asset.content_type.as_str())
-            .body(bytes);
-        self.json(&format!("upload {}", asset.name), request).await
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("name", &asset.name)
+            .finish();
+        let url = format!("{}?{query}", self.upload_url(release)?);
+        let request = Request::upload(url, asset.content_type.as_str(), Bytes::from(bytes));
+        Self::json(client, &format!("upload {}", asset.name), request).await
     }
 
-    async fn delete_asset(&self, plan: &ReleasePlan, remote: &GhAsset) -> Result<()> {
-        let url = self.repo_url(plan, &format!("releases/assets/{}", remote.id));
-        self.send(
+    async fn delete_asset(client: &Client, plan: &ReleasePlan, remote: &GhAsset) -> Result<()> {
+        let path = Self::repo_path(plan, &format!("releases/assets/{}", remote.id));
+        Self::send(
+            client,
             &format!("delete asset {}", remote.name),
-            self.request(Method::DELETE, &url),
+            Request::delete(path),
         )
         .await
         .map(drop)
@@ -244,7 +236,11 @@ impl GitHubPublisher {
 
     /// The asset's SHA-256 as GitHub has it: the `digest` field, else its metadata fetched again,
     /// else its bytes downloaded and hashed.
-    async fn remote_sha256(&self, plan: &ReleasePlan, remote: &GhAsset) -> Result<String> {
+    async fn remote_sha256(
+        client: &Client,
+        plan: &ReleasePlan,
+        remote: &GhAsset,
+    ) -> Result<String> {
         if let Some(hex) = remote
             .digest
             .as_deref()
@@ -252,13 +248,13 @@ impl GitHubPublisher {
         {
             return Ok(hex.to_ascii_lowercase());
         }
-        let url = self.repo_url(plan, &format!("releases/assets/{}", remote.id));
-        let fresh: GhAsset = self
-            .json(
-                &format!("get asset {}", remote.name),
-                self.request(Method::GET, &url),
-            )
-            .await?;
+        let path = Self::repo_path(plan, &format!("releases/assets/{}", remote.id));
+        let fresh: GhAsset = Self::json(
+            client,
+            &format!("get asset {}", remote.name),
+            Request::get(path.as_str()),
+        )
+        .await?;
         if let Some(hex) = fresh
             .digest
             .as_deref()
@@ -267,55 +263,61 @@ impl GitHubPublisher {
             return Ok(hex.to_ascii_lowercase());
         }
         let operation = format!("download asset {}", remote.name);
-        let response = self
-            .send(
-                &operation,
-                self.request_accepting(Method::GET, &url, "application/octet-stream"),
-            )
-            .await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Error::new(http_error(&operation, None, e.to_string())))?;
-        Ok(sha256_hex(&bytes))
+        let response = Self::send(
+            client,
+            &operation,
+            Request::get(path).with_accept("application/octet-stream"),
+        )
+        .await?;
+        // GitHub redirects to a signed link on another host: fetched without the token.
+        if let Some(location) = response
+            .location()
+            .filter(|_| response.status().is_redirection())
+        {
+            let bytes = client
+                .download_tail(location, "release asset download", usize::MAX)
+                .await
+                .map_err(|e| github(&operation, e))?
+                .ok_or_else(|| Error::new(http_error(&operation, Some(404), "not found".into())))?;
+            return Ok(sha256_hex(&bytes));
+        }
+        Ok(sha256_hex(response.body()))
     }
 
-    async fn publish(&self, plan: &ReleasePlan, release: &GhRelease) -> Result<GhRelease> {
-        let url = self.repo_url(plan, &format!("releases/{}", release.id));
-        let request = self
-            .request(Method::PATCH, &url)
-            .json(&json!({ "draft": false }));
-        self.json(&format!("publish release {}", plan.tag()), request)
-            .await
+    async fn publish(
+        client: &Client,
+        plan: &ReleasePlan,
+        release: &GhRelease,
+    ) -> Result<GhRelease> {
+        let operation = format!("publish release {}", plan.tag());
+        let path = Self::repo_path(plan, &format!("releases/{}", release.id));
+        let request =
+            Self::with_json(&operation, Request::patch(path), &json!({ "draft": false }))?;
+        Self::json(client, &operation, request).await
     }
 
-    async fn move_major_tag(&self, plan: &ReleasePlan, tag: &str) -> Result<ReleaseStep> {
-        let get_url = self.repo_url(plan, &format!("git/ref/tags/{tag}"));
-        let current = self
-            .send(
-                &format!("get tag {tag}"),
-                self.request(Method::GET, &get_url),
-            )
-            .await;
+    async fn move_major_tag(client: &Client, plan: &ReleasePlan, tag: &str) -> Result<ReleaseStep> {
+        let get = format!("get tag {tag}");
+        let current: Result<GhRef> = Self::json(
+            client,
+            &get,
+            Request::get(Self::repo_path(plan, &format!("git/ref/tags/{tag}"))),
+        )
+        .await;
         match current {
-            Ok(response) => {
-                let current: GhRef = response.json().await.map_err(|e| {
-                    Error::new(http_error(
-                        &format!("get tag {tag}"),
-                        None,
-                        format!("unexpected response body: {e}"),
-                    ))
-                })?;
+            Ok(current) => {
                 if current.object.sha.eq_ignore_ascii_case(&plan.commit) {
                     return Ok(ReleaseStep::MajorTagUnchanged {
                         tag: tag.to_owned(),
                     });
                 }
-                let url = self.repo_url(plan, &format!("git/refs/tags/{tag}"));
-                let request = self
-                    .request(Method::PATCH, &url)
-                    .json(&json!({ "sha": plan.commit, "force": true }));
-                self.send(&format!("move tag {tag}"), request).await?;
+                let operation = format!("move tag {tag}");
+                let request = Self::with_json(
+                    &operation,
+                    Request::patch(Self::repo_path(plan, &format!("git/refs/tags/{tag}"))),
+                    &json!({ "sha": plan.commit, "force": true }),
+                )?;
+                Self::send(client, &operation, request).await?;
                 Ok(ReleaseStep::MajorTagMoved {
                     tag: tag.to_owned(),
                     sha: plan.commit.clone(),
@@ -330,10 +332,13 @@ impl GitHubPublisher {
                     }
                 ) =>
             {
-                let request = self
-                    .request(Method::POST, &self.repo_url(plan, "git/refs"))
-                    .json(&json!({ "ref": format!("refs/tags/{tag}"), "sha": plan.commit }));
-                self.send(&format!("create tag {tag}"), request).await?;
+                let operation = format!("create tag {tag}");
+                let request = Self::with_json(
+                    &operation,
+                    Request::post(Self::repo_path(plan, "git/refs")),
+                    &json!({ "ref": format!("refs/tags/{tag}"), "sha": plan.commit }),
+                )?;
+                Self::send(client, &operation, request).await?;
                 Ok(ReleaseStep::MajorTagCreated {
                     tag: tag.to_owned(),
                     sha: plan.commit.clone(),
@@ -344,7 +349,7 @@ impl GitHubPublisher {
     }
 
     async fn verify_immutable(
-        &self,
+        client: &Client,
         plan: &ReleasePlan,
         release: &GhRelease,
         steps: &mut Vec<ReleaseStep>,
@@ -357,7 +362,7 @@ impl GitHubPublisher {
                     message: format!("asset {} is missing and cannot be added", asset.name),
                 }));
             };
-            let actual = self.remote_sha256(plan, remote).await?;
+            let actual = Self::remote_sha256(client, plan, remote).await?;
             if actual != asset.sha256 {
                 return Err(Error::new(ErrorKind::ImmutableRelease {
                     tag,
@@ -380,8 +385,10 @@ impl GitHubPublisher {
 
     async fn run(&self, plan: &ReleasePlan) -> Result<ReleaseReport> {
         let tag = plan.tag();
+        let client = self.client()?;
+        let client = &client;
         let mut steps = Vec::new();
-        let release = match self.find_release(plan).await? {
+        let release = match Self::find_release(client, plan).await? {
             Some(found) => {
                 note(
                     &mut steps,
@@ -393,20 +400,21 @@ impl GitHubPublisher {
                 found
             }
             None => {
-                let created = self.create_release(plan).await?;
+                let created = Self::create_release(client, plan).await?;
                 note(&mut steps, ReleaseStep::DraftCreated { tag: tag.clone() });
                 created
             }
         };
 
         if !release.draft && release.immutable {
-            self.verify_immutable(plan, &release, &mut steps).await?;
+            Self::verify_immutable(client, plan, &release, &mut steps).await?;
         } else {
             for asset in &plan.assets {
                 let existing = release.assets.iter().find(|a| a.name == asset.name);
                 if let Some(remote) = existing {
                     let uploaded = remote.state.as_deref().is_none_or(|s| s == "uploaded");
-                    if uploaded && self.remote_sha256(plan, remote).await? == asset.sha256 {
+                    if uploaded && Self::remote_sha256(client, plan, remote).await? == asset.sha256
+                    {
                         note(
                             &mut steps,
                             ReleaseStep::AssetReused {
@@ -422,7 +430,7 @@ impl GitHubPublisher {
                         );
                         continue;
                     }
-                    self.delete_asset(plan, remote).await?;
+                    Self::delete_asset(client, plan, remote).await?;
                     note(
                         &mut steps,
                         ReleaseStep::AssetDeleted {
@@ -430,14 +438,14 @@ impl GitHubPublisher {
                         },
                     );
                 }
-                let remote = self.upload(&release, asset).await?;
+                let remote = self.upload(client, &release, asset).await?;
                 note(
                     &mut steps,
                     ReleaseStep::AssetUploaded {
                         name: asset.name.clone(),
                     },
                 );
-                let actual = self.remote_sha256(plan, &remote).await?;
+                let actual = Self::remote_sha256(client, plan, &remote).await?;
                 if actual != asset.sha256 {
                     return Err(Error::new(ErrorKind::DigestMismatch {
                         asset: asset.name.clone(),
@@ -456,7 +464,7 @@ impl GitHubPublisher {
         }
 
         let html_url = if release.draft {
-            let published = self.publish(plan, &release).await?;
+            let published = Self::publish(client, plan, &release).await?;
             note(&mut steps, ReleaseStep::Published { tag: tag.clone() });
             published.html_url
         } else {
@@ -468,7 +476,7 @@ impl GitHubPublisher {
         };
 
         if let Some(major) = &plan.major_tag {
-            let step = self.move_major_tag(plan, major).await?;
+            let step = Self::move_major_tag(client, plan, major).await?;
             note(&mut steps, step);
         }
         Ok(ReleaseReport { html_url, steps })
@@ -478,6 +486,25 @@ impl GitHubPublisher {
 fn note(steps: &mut Vec<ReleaseStep>, step: ReleaseStep) {
     tracing::info!(step = %step, "release step");
     steps.push(step);
+}
+
+/// A flow-github error as this crate's, naming `operation` and keeping the cause as source.
+fn github(operation: &str, e: flow_github::Error) -> Error {
+    use flow_github::ErrorKind as Gh;
+    let kind = match e.kind() {
+        Gh::Status { status, message } => http_error(operation, Some(*status), message.clone()),
+        Gh::RateLimited { retry_after, .. } => ErrorKind::RateLimited {
+            operation: operation.to_owned(),
+            retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+        },
+        Gh::InvalidArgument { name, expected } => ErrorKind::InvalidInput {
+            field: name.clone(),
+            expected: expected.clone(),
+        },
+        // No response or an unreadable body: the cause is the source.
+        other => http_error(operation, None, other.to_string()),
+    };
+    Error::with_source(kind, e)
 }
 
 fn http_error(operation: &str, status: Option<u16>, message: String) -> ErrorKind {

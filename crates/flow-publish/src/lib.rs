@@ -20,7 +20,7 @@
 //!
 //! # Releasing
 //! A [`ReleasePlan`] (version, commit, notes from [`changelog_section`], assets) is carried out
-//! by a [`Publisher`]: [`GitHubPublisher`] (GitHub REST through `reqwest`, configurable API and
+//! by a [`Publisher`]: [`GitHubPublisher`] (GitHub REST through flow-github, configurable API and
 //! upload hosts) or [`DryRunPublisher`] (writes each step to a writer). The flow: draft release →
 //! upload assets → check each asset's `digest` against the local SHA-256 (downloading and
 //! hashing when GitHub omits it) → publish → move the major tag (`v1`) with a forced ref update,

@@ -1,5 +1,7 @@
 //! The crate's one error type.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Result alias for this crate.
@@ -43,9 +45,12 @@ pub enum ErrorKind {
         /// How long GitHub asked to wait, in milliseconds.
         retry_after_ms: u64,
     },
-    /// The connection failed before a response arrived.
+    /// The connection failed before a response arrived, or its body could not be read.
     #[error("github api transport: {0}")]
-    Transport(String),
+    Transport(
+        /// The request (method and path) and what failed; the cause is the error's source.
+        String,
+    ),
     /// A local file could not be read or written.
     #[error("io on {path}: {detail}")]
     Io {
@@ -102,11 +107,33 @@ pub enum ErrorKind {
     },
 }
 
-/// The error of every fallible operation in this crate.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(transparent)]
+/// The error of every fallible operation in this crate: a kind to match on and, when another
+/// layer failed (flow-github, the file system, Redis), that failure as the
+/// [`source`](std::error::Error::source). Equality compares the kinds.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: Box<ErrorKind>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
@@ -114,7 +141,15 @@ impl Error {
     pub fn new(kind: ErrorKind) -> Self {
         Self {
             kind: Box::new(kind),
+            source: None,
         }
+    }
+
+    /// The same error caused by `source`.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The kind of failure.

@@ -2,12 +2,12 @@
 //! webhooks in, the same monitoring as `flow monitor` per repository (state, detectors, one
 //! issue per problem, optional triage), Prometheus metrics out.
 //!
-//! - [`http`]: the routes; the webhook verifies, parses, reserves a place in the bounded
+//! - [`http`] has the routes; the webhook verifies, parses, reserves a place in the bounded
 //!   queue, has the [`Coordinator`] accept the delivery, and answers 202.
-//! - [`worker`]: the workers; each takes a repository's lease, processes its inbox through
+//! - [`worker`] has the workers: each takes a repository's lease, processes its inbox through
 //!   the monitor's orchestrator for the repository, acknowledges, releases. Reconciliation
 //!   polls each watched repository periodically, and a sweep picks up inboxes left behind.
-//! - [`metrics`]: `/metrics`.
+//! - [`metrics`] serves `/metrics`.
 //!
 //! SIGTERM or SIGINT: `/readyz` and the webhook answer 503, the listener closes once the
 //! requests in flight are answered, the workers drain the queue and every accepted delivery

@@ -58,7 +58,7 @@ async fn set_get_and_expiry_is_stale_until() {
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     let k = key("a");
-    let now = clock.now_ms();
+    let now = clock.now_unix_ms();
     let entry = Entry::new(
         Envelope::new(now, Duration::from_secs(60), Duration::from_secs(60)),
         b"hello".to_vec(),
@@ -140,7 +140,7 @@ async fn a_near_eternal_entry_is_stored_not_rejected_by_redis() {
     let k = key("eternal");
     // stale_until saturates at u64::MAX ms: a PX Redis would refuse as out of range.
     let entry = Entry::new(
-        Envelope::new(clock.now_ms(), Duration::MAX, Duration::MAX),
+        Envelope::new(clock.now_unix_ms(), Duration::MAX, Duration::MAX),
         b"forever".to_vec(),
     );
     bounded("put", store.put(&k, entry.clone())).await;
@@ -208,7 +208,7 @@ async fn server_killed_and_restarted_mid_test() {
     let policy = Policy::new(Duration::from_secs(600));
     let entry = Entry::new(
         Envelope::new(
-            SystemClock.now_ms(),
+            SystemClock.now_unix_ms(),
             Duration::from_secs(600),
             Duration::ZERO,
         ),
@@ -287,7 +287,7 @@ async fn unreachable_server_is_only_misses() {
     let store = RedisStore::new(&RedisConfig::new(format!("redis://127.0.0.1:{port}"))).unwrap();
     let entry = Entry::new(
         Envelope::new(
-            SystemClock.now_ms(),
+            SystemClock.now_unix_ms(),
             Duration::from_secs(60),
             Duration::ZERO,
         ),
@@ -306,7 +306,7 @@ async fn two_tiers_memory_in_front_of_redis() {
     let tiers = TwoTier::new(Arc::clone(&near), redis.clone());
     let entry = Entry::new(
         Envelope::new(
-            SystemClock.now_ms(),
+            SystemClock.now_unix_ms(),
             Duration::from_secs(60),
             Duration::ZERO,
         ),

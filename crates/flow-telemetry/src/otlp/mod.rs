@@ -77,7 +77,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{Job, Run};
 use crate::source::RunSource;
-use crate::time::{Clock, Sleeper, SystemClock, TokioSleeper};
+use crate::time::{Clock, Jitter, RandomJitter, Sleeper, SystemClock, TokioSleeper};
 
 /// The semantic conventions version the spans follow.
 pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.44.0";
@@ -209,6 +209,7 @@ pub struct OtlpExporter {
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
 }
 
 impl OtlpExporter {
@@ -249,6 +250,7 @@ impl OtlpExporter {
             client,
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
+            jitter: Arc::new(RandomJitter),
         })
     }
 
@@ -256,6 +258,13 @@ impl OtlpExporter {
     #[must_use]
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
+        self
+    }
+
+    /// The jitter of the back-off between retries (default random; tests fix it).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -326,6 +335,7 @@ impl TraceExporter for OtlpExporter {
                 &self.config,
                 self.clock.as_ref(),
                 self.sleeper.as_ref(),
+                self.jitter.as_ref(),
                 &request,
             )
             .await

@@ -12,7 +12,13 @@ use prost::Message as _;
 use secrecy::ExposeSecret as _;
 
 use super::OtlpConfig;
-use crate::time::{Clock, Sleeper};
+use crate::time::{Clock, Jitter, Sleeper};
+
+/// Waits between retries without a `Retry-After`: full jitter under 0.5 s, 1 s, 2 s, ... 30 s.
+const BACKOFF: flow_core::Backoff = flow_core::Backoff {
+    base: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+};
 
 /// What one delivered request came back with.
 #[derive(Debug, Default)]
@@ -37,23 +43,10 @@ fn retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-/// The wait `Retry-After` asks for: delay-seconds or an HTTP date (relative to `now`).
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Exponential back-off before retry `n` (from 1): 0.5 s, 1 s, 2 s, ... capped at 30 s.
-fn backoff(n: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << n.min(7))).min(Duration::from_secs(30))
+/// The wait `Retry-After` asks for (flow-core's parser: seconds, an HTTP date, or
+/// `retry-after-ms`).
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    flow_core::retry_after(|name| headers.get(name)?.to_str().ok(), now)
 }
 
 /// An error and its causes, `: `-separated ("error sending request: connection refused").
@@ -77,6 +70,7 @@ pub(crate) async fn send(
     config: &OtlpConfig,
     clock: &dyn Clock,
     sleeper: &dyn Sleeper,
+    jitter: &dyn Jitter,
     request: &ExportTraceServiceRequest,
 ) -> Result<Delivered, Failed> {
     let body = bytes::Bytes::from(request.encode_to_vec());
@@ -135,7 +129,7 @@ pub(crate) async fn send(
                 reason: format!("{reason} (gave up after {attempts} attempts)"),
             });
         }
-        let wait = wait.unwrap_or_else(|| backoff(attempts));
+        let wait = wait.unwrap_or_else(|| BACKOFF.delay(attempts, jitter));
         tracing::debug!(target: "flow.otlp", %reason, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "otlp export retried");
         sleeper.sleep(wait).await;
     }
@@ -153,27 +147,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
+    fn retry_after_is_read_from_the_response_headers() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             retry_after(&headers("7"), now),
             Some(Duration::from_secs(7))
         );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(20));
-        assert_eq!(
-            retry_after(&headers(&later), now),
-            Some(Duration::from_secs(20))
-        );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(20));
-        assert_eq!(retry_after(&headers(&past), now), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(20), Duration::from_secs(30));
     }
 }

@@ -208,9 +208,9 @@ impl<C: Coordinator + ?Sized> Coordinator for Arc<C> {
     }
 }
 
-/// Keys remembered by [`MemoryCoordinator`] at most (delivery ids and `first_seen` keys); past
-/// it the oldest are forgotten first, before their TTL.
-pub const MEMORY_MAX_SEEN: usize = 1 << 20;
+/// Keys remembered by [`MemoryCoordinator`] at most (delivery ids and `first_seen` keys, about
+/// 150 bytes each: some 40 MB); past it the oldest are forgotten first, before their TTL.
+pub const MEMORY_MAX_SEEN: usize = 1 << 18;
 
 /// The coordinator of a single process: everything in memory, bounded (see
 /// [`MEMORY_MAX_SEEN`]), with the TTLs read from an injected clock.
@@ -414,6 +414,7 @@ impl Coordinator for MemoryCoordinator {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::time::ManualClock;
 

@@ -208,6 +208,7 @@ pub fn job_of(event: &Event) -> Option<&Job> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn secret() -> WebhookSecret {

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use http::Method;
 use serde_json::json;
 
 use super::{IssueAction, IssueSink};
@@ -99,11 +100,11 @@ impl GitHubIssueSink {
             .append_pair("labels", self.search_label())
             .append_pair("per_page", "100")
             .finish();
-        let mut uri = format!("{}?{query}", self.issues_path());
+        let uri = format!("{}?{query}", self.issues_path());
+        let mut pages = self.client.pages(&uri, 20);
         let mut found = Vec::new();
-        for _ in 0..20 {
-            let a = self.client.get(&uri).await?;
-            let items: Vec<serde_json::Value> = serde_json::from_str(&a.body)
+        while let Some(a) = pages.next().await? {
+            let items: Vec<serde_json::Value> = serde_json::from_slice(a.body())
                 .map_err(|e| crate::Error::parse("list issues response", e))?;
             for it in &items {
                 let is_pr = it.get("pull_request").is_some_and(|p| !p.is_null());
@@ -114,10 +115,6 @@ impl GitHubIssueSink {
                 {
                     found.push(n);
                 }
-            }
-            match a.next_link() {
-                Some(next) => uri = next,
-                None => break,
             }
         }
         found.sort_unstable();
@@ -155,7 +152,7 @@ impl GitHubIssueSink {
                 match self
                     .client
                     .write(
-                        "POST",
+                        Method::POST,
                         &format!("{}/labels", self.client.repo_path()),
                         &body,
                     )
@@ -175,7 +172,7 @@ impl GitHubIssueSink {
     async fn comment(&self, number: u64, body: String) -> Result<()> {
         let uri = format!("{}/{number}/comments", self.issues_path());
         self.client
-            .write("POST", &uri, &json!({ "body": body }))
+            .write(Method::POST, &uri, &json!({ "body": body }))
             .await
             .map(|_| ())
     }
@@ -184,7 +181,7 @@ impl GitHubIssueSink {
         let uri = format!("{}/{number}", self.issues_path());
         self.client
             .write(
-                "PATCH",
+                Method::PATCH,
                 &uri,
                 &json!({ "state": "closed", "state_reason": reason }),
             )
@@ -198,12 +195,12 @@ impl GitHubIssueSink {
         let created = self
             .client
             .write(
-                "POST",
+                Method::POST,
                 &self.issues_path(),
                 &json!({ "title": alert.title(), "body": issue_body_with_notes(alert, notes), "labels": self.labels }),
             )
             .await?;
-        serde_json::from_str::<serde_json::Value>(&created)
+        serde_json::from_slice::<serde_json::Value>(created.body())
             .ok()
             .and_then(|v| v.get("number").and_then(serde_json::Value::as_u64))
             .ok_or_else(|| crate::Error::parse("create issue response", "expected a `number`"))
@@ -212,10 +209,10 @@ impl GitHubIssueSink {
     /// Posts `text` on `number` unless a comment already carries its hidden note marker.
     async fn comment_once(&self, number: u64, text: &str) -> Result<bool> {
         if let Some(mark) = note_of(text) {
-            let mut uri = format!("{}/{number}/comments?per_page=100", self.issues_path());
-            for _ in 0..30 {
-                let a = self.client.get(&uri).await?;
-                let items: Vec<serde_json::Value> = serde_json::from_str(&a.body)
+            let uri = format!("{}/{number}/comments?per_page=100", self.issues_path());
+            let mut pages = self.client.pages(&uri, 30);
+            while let Some(a) = pages.next().await? {
+                let items: Vec<serde_json::Value> = serde_json::from_slice(a.body())
                     .map_err(|e| crate::Error::parse("list issue comments response", e))?;
                 if items.iter().any(|c| {
                     c.get("body")
@@ -223,10 +220,6 @@ impl GitHubIssueSink {
                         .is_some_and(|b| b.contains(mark))
                 }) {
                     return Ok(false);
-                }
-                match a.next_link() {
-                    Some(next) => uri = next,
-                    None => break,
                 }
             }
         }

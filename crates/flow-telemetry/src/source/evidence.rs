@@ -12,7 +12,6 @@
 
 use std::sync::LazyLock;
 
-use futures::StreamExt;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -481,12 +480,6 @@ struct HeadCommit {
 }
 
 #[derive(Deserialize)]
-struct EvidenceJobsBody {
-    #[serde(default)]
-    jobs: Vec<EvidenceJob>,
-}
-
-#[derive(Deserialize)]
 struct RunsBody {
     #[serde(default)]
     workflow_runs: Vec<Run>,
@@ -525,31 +518,12 @@ fn first_line(s: &str) -> String {
     redact(s.lines().next().unwrap_or_default().trim())
 }
 
-/// GETs a signed download link without credentials (they must not leave GitHub's API host).
-async fn download(url: &str) -> reqwest::Result<reqwest::Response> {
-    static CLIENT: LazyLock<Option<reqwest::Client>> = LazyLock::new(|| {
-        // ring as the process's crypto provider (see [workspace.dependencies] reqwest); a
-        // no-op when one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .timeout(std::time::Duration::from_secs(60))
-            .user_agent("flow-telemetry")
-            .build()
-            .ok()
-    });
-    match CLIENT.as_ref() {
-        Some(c) => c.get(url).send().await,
-        None => reqwest::get(url).await,
-    }
-}
-
 #[async_trait::async_trait]
 impl EvidenceSource for GitHubSource {
     async fn run_info(&self, run: RunId) -> Result<RunInfo> {
         let uri = format!("{}/actions/runs/{}", self.client().repo_path(), run.0);
         let a = self.client().get(&uri).await?;
-        let body: RunBody = serde_json::from_str(&a.body)
+        let body: RunBody = serde_json::from_slice(a.body())
             .map_err(|e| Error::parse("get a workflow run response", e))?;
         Ok(RunInfo {
             run: body.run,
@@ -562,23 +536,7 @@ impl EvidenceSource for GitHubSource {
     }
 
     async fn evidence_jobs(&self, run: RunId) -> Result<Vec<EvidenceJob>> {
-        let mut uri = format!(
-            "{}/actions/runs/{}/jobs?per_page=100",
-            self.client().repo_path(),
-            run.0
-        );
-        let mut jobs = Vec::new();
-        for _ in 0..10 {
-            let a = self.client().get(&uri).await?;
-            let body: EvidenceJobsBody =
-                serde_json::from_str(&a.body).map_err(|e| Error::parse("list jobs response", e))?;
-            jobs.extend(body.jobs);
-            match a.next_link() {
-                Some(next) => uri = next,
-                None => break,
-            }
-        }
-        Ok(jobs)
+        self.jobs_as(run).await
     }
 
     async fn annotations(&self, check_run_id: u64) -> Result<Vec<Annotation>> {
@@ -587,7 +545,7 @@ impl EvidenceSource for GitHubSource {
             self.client().repo_path()
         );
         let a = self.client().get(&uri).await?;
-        serde_json::from_str(&a.body)
+        serde_json::from_slice(a.body())
             .map_err(|e| Error::parse("list check run annotations response", e))
     }
 
@@ -598,43 +556,16 @@ impl EvidenceSource for GitHubSource {
         let Some(location) = self.client().get_redirect(&uri).await? else {
             return Ok(None);
         };
-        // The signed URL must not appear in errors: it is a credential while it lasts.
-        let response = download(&location).await.map_err(|e| {
-            Error::new(ErrorKind::Transport(format!(
-                "downloading the job log: {}",
-                e.without_url()
-            )))
-        })?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+        // Downloaded without the token, streaming, keeping only the tail (the failing step
+        // is near the end); errors name the download, never the signed URL (a credential
+        // while it lasts).
+        let Some(tail) = self
+            .client()
+            .download_tail(&location, "job log download", max_bytes)
+            .await?
+        else {
             return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(Error::new(ErrorKind::Http {
-                method: "GET".into(),
-                path: "job log download".into(),
-                status: status.as_u16(),
-                message: String::new(),
-            }));
-        }
-        // Keep only the tail: the failing step is near the end.
-        let mut tail: Vec<u8> = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                Error::new(ErrorKind::Transport(format!(
-                    "reading the job log: {}",
-                    e.without_url()
-                )))
-            })?;
-            tail.extend_from_slice(&chunk);
-            if tail.len() > max_bytes.saturating_mul(2) {
-                tail.drain(..tail.len() - max_bytes);
-            }
-        }
-        if tail.len() > max_bytes {
-            tail.drain(..tail.len() - max_bytes);
-        }
+        };
         let text = String::from_utf8_lossy(&tail);
         // A cut first line is partial: drop it.
         let text = if tail.len() == max_bytes {
@@ -661,7 +592,7 @@ impl EvidenceSource for GitHubSource {
             run.workflow_id.0,
         );
         let a = self.client().get(&uri).await?;
-        let body: RunsBody = serde_json::from_str(&a.body)
+        let body: RunsBody = serde_json::from_slice(a.body())
             .map_err(|e| Error::parse("list workflow runs response", e))?;
         Ok(body.workflow_runs.into_iter().find(|r| {
             r.id != run.id
@@ -685,7 +616,7 @@ impl EvidenceSource for GitHubSource {
         );
         let a = self.client().get(&uri).await?;
         let body: CompareBody =
-            serde_json::from_str(&a.body).map_err(|e| Error::parse("compare response", e))?;
+            serde_json::from_slice(a.body()).map_err(|e| Error::parse("compare response", e))?;
         let mut files: Vec<(String, u64)> = body
             .files
             .into_iter()

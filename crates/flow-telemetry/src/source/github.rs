@@ -26,10 +26,17 @@ struct WorkflowsBody {
 }
 
 #[derive(Deserialize)]
-struct JobsBody {
-    #[serde(default)]
-    jobs: Vec<Job>,
+#[serde(bound = "T: serde::de::DeserializeOwned")]
+struct JobsBody<T> {
+    #[serde(default = "Vec::new")]
+    jobs: Vec<T>,
 }
+
+/// Pages of jobs read per run (100 a page).
+const JOB_PAGES: usize = 50;
+
+/// Pages of workflows read (100 a page).
+const WORKFLOW_PAGES: usize = 20;
 
 /// A [`RunSource`] over the REST API of one repository.
 #[derive(Debug, Clone)]
@@ -93,7 +100,7 @@ impl GitHubSource {
     pub async fn run(&self, id: RunId) -> Result<Run> {
         let uri = format!("{}/actions/runs/{}", self.client.repo_path(), id.0);
         let a = self.client.get(&uri).await?;
-        serde_json::from_str(&a.body).map_err(|e| Error::parse(format!("GET {uri}"), e))
+        serde_json::from_slice(a.body()).map_err(|e| Error::parse(format!("GET {uri}"), e))
     }
 
     /// Jobs of many runs, `concurrency` requests at a time, in the order of `runs`.
@@ -161,6 +168,29 @@ impl GitHubSource {
     }
 }
 
+impl GitHubSource {
+    /// The jobs of `run`, every page, each parsed as `T` (a [`Job`], or the evidence's job
+    /// with its check-run URL): the one page loop over the jobs listing.
+    pub(crate) async fn jobs_as<T: serde::de::DeserializeOwned>(
+        &self,
+        run: RunId,
+    ) -> Result<Vec<T>> {
+        let uri = format!(
+            "{}/actions/runs/{}/jobs?per_page=100",
+            self.client.repo_path(),
+            run.0
+        );
+        let mut pages = self.client.pages(&uri, JOB_PAGES);
+        let mut jobs = Vec::new();
+        while let Some(a) = pages.next().await? {
+            let body: JobsBody<T> = serde_json::from_slice(a.body())
+                .map_err(|e| Error::parse("list jobs response", e))?;
+            jobs.extend(body.jobs);
+        }
+        Ok(jobs)
+    }
+}
+
 fn encode_path(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -177,20 +207,20 @@ impl RunSource for GitHubSource {
     async fn runs(&self, query: &RunQuery) -> Result<RunPage> {
         let uri = self.runs_uri(query);
         let a = self.client.get(&uri).await?;
-        if a.not_modified && a.body.is_empty() {
+        if a.not_modified() && a.body().is_empty() {
             // Unchanged since an ETag persisted by another process: no page is cached here.
             return Ok(RunPage {
                 not_modified: true,
                 ..RunPage::default()
             });
         }
-        let body: RunsBody = serde_json::from_str(&a.body)
+        let body: RunsBody = serde_json::from_slice(a.body())
             .map_err(|e| Error::parse("list workflow runs response", e))?;
         Ok(RunPage {
             runs: body.workflow_runs,
             total_count: body.total_count,
             next_page: a.next_link().as_deref().and_then(page_param),
-            not_modified: a.not_modified,
+            not_modified: a.not_modified(),
         })
     }
 
@@ -199,17 +229,13 @@ impl RunSource for GitHubSource {
     }
 
     async fn workflows(&self) -> Result<Vec<super::WorkflowRef>> {
-        let mut uri = format!("{}/actions/workflows?per_page=100", self.client.repo_path());
+        let uri = format!("{}/actions/workflows?per_page=100", self.client.repo_path());
+        let mut pages = self.client.pages(&uri, WORKFLOW_PAGES);
         let mut all = Vec::new();
-        for _ in 0..20 {
-            let a = self.client.get(&uri).await?;
-            let body: WorkflowsBody = serde_json::from_str(&a.body)
+        while let Some(a) = pages.next().await? {
+            let body: WorkflowsBody = serde_json::from_slice(a.body())
                 .map_err(|e| Error::parse("list repository workflows response", e))?;
             all.extend(body.workflows);
-            match a.next_link() {
-                Some(next) => uri = next,
-                None => break,
-            }
         }
         Ok(all)
     }
@@ -223,22 +249,6 @@ impl RunSource for GitHubSource {
     }
 
     async fn jobs(&self, run: RunId) -> Result<Vec<Job>> {
-        let mut uri = format!(
-            "{}/actions/runs/{}/jobs?per_page=100",
-            self.client.repo_path(),
-            run.0
-        );
-        let mut jobs = Vec::new();
-        for _ in 0..50 {
-            let a = self.client.get(&uri).await?;
-            let body: JobsBody =
-                serde_json::from_str(&a.body).map_err(|e| Error::parse("list jobs response", e))?;
-            jobs.extend(body.jobs);
-            match a.next_link() {
-                Some(next) => uri = next,
-                None => break,
-            }
-        }
-        Ok(jobs)
+        self.jobs_as(run).await
     }
 }

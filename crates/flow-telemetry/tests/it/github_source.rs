@@ -6,7 +6,7 @@ use std::time::Duration;
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::source::sync::{Poller, PollerState};
-use flow_telemetry::time::{ManualClock, RecordingSleeper};
+use flow_telemetry::time::{FixedJitter, ManualClock, RecordingSleeper};
 use flow_telemetry::{Clock, ErrorKind, RunId, RunQuery, RunSource};
 use secrecy::SecretString;
 use wiremock::matchers::{method, path, path_regex};
@@ -46,10 +46,12 @@ async fn rig(prefix: &str) -> Rig {
     let cfg = GitHubConfig::new("octo-org", "octo-repo")
         .with_base_url(format!("{}{prefix}", server.uri()))
         .with_token(SecretString::from("ghs_not_a_real_token"));
+    // Back-off at its ceiling: full jitter made deterministic.
     let client = GitHubClient::new(cfg)
         .unwrap()
         .with_clock(Arc::new(clock.clone()))
-        .with_sleeper(Arc::new(sleeper.clone()));
+        .with_sleeper(Arc::new(sleeper.clone()))
+        .with_jitter(Arc::new(FixedJitter::new(1.0)));
     Rig {
         server,
         runs,

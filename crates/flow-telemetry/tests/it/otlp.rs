@@ -14,7 +14,7 @@ use flow_telemetry::otlp::proto::trace::v1::Span;
 use flow_telemetry::otlp::proto::trace::v1::span::SpanKind;
 use flow_telemetry::otlp::proto::trace::v1::status::StatusCode;
 use flow_telemetry::otlp::{OtlpConfig, OtlpExporter, RunWithJobs, TraceExporter, ids};
-use flow_telemetry::time::RecordingSleeper;
+use flow_telemetry::time::{FixedJitter, RecordingSleeper};
 use flow_telemetry::{ManualClock, RunId};
 use prost::Message as _;
 use wiremock::matchers::{header, method, path};
@@ -297,7 +297,8 @@ async fn a_collector_that_is_down_is_counted_and_reported_never_raised() {
         .with_header("x-api-key", "sup3rs3cret".into());
     let exporter = OtlpExporter::new(config)
         .unwrap()
-        .with_sleeper(Arc::new(sleeper.clone()));
+        .with_sleeper(Arc::new(sleeper.clone()))
+        .with_jitter(Arc::new(FixedJitter::new(1.0)));
     let report = exporter.export(&[failed_run(), failed_run()]).await;
     assert!(!report.is_ok());
     assert_eq!(
