@@ -144,6 +144,14 @@ pub fn masks(command: &clap::Command, lookup: &dyn Fn(&str) -> Option<String>) -
             && !seen.contains(&value)
         {
             out.extend(gha::add_mask(&value));
+            // OTLP headers are `name=value,…` pairs: each value is a secret on its own too.
+            if var.contains("OTLP") {
+                for (_, v) in value.split(',').filter_map(|p| p.split_once('=')) {
+                    if !v.trim().is_empty() {
+                        out.extend(gha::add_mask(v.trim()));
+                    }
+                }
+            }
             seen.push(value);
         }
     }
@@ -254,6 +262,20 @@ mod tests {
             s.origin("telemetry.max_pages").to_string(),
             "flag --max-runs"
         );
+    }
+
+    #[test]
+    fn each_otlp_header_value_is_masked_on_its_own() {
+        let lookup = |k: &str| {
+            (k == "INPUT_OTLP-HEADER").then(|| "x-api-key=k3y,authorization=Bearer t0k".to_owned())
+        };
+        let lines = masks(&Cli::command(), &lookup);
+        for secret in ["k3y", "Bearer t0k"] {
+            assert!(
+                lines.contains(&format!("::add-mask::{secret}")),
+                "{lines:?}"
+            );
+        }
     }
 
     #[test]

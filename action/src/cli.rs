@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 /// Names of the inputs (and flags) that carry secrets: they are masked with `::add-mask::`
 /// before anything else is printed, and never printed themselves.
-pub const SECRET_INPUTS: &[&str] = &["api-key", "github-token", "redis-url"];
+pub const SECRET_INPUTS: &[&str] = &["api-key", "github-token", "redis-url", "otlp-header"];
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -408,6 +408,17 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
     #[schemars(with = "Option<String>")]
     pub label: Vec<String>,
+    /// Export each run newly completed in this invocation as an OpenTelemetry trace (run, job
+    /// and step spans) to this OTLP/HTTP collector, e.g. `http://localhost:4318`; `/v1/traces`
+    /// is appended (FLOW_OTLP_ENDPOINT). Export failures are reported, never fail the
+    /// monitoring.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// A header sent with every OTLP request, `name=value` (e.g. an API key); repeat for
+    /// several (FLOW_OTLP_HEADERS: comma-separated pairs). Secret: masked, never printed.
+    #[arg(long, value_name = "NAME=VALUE")]
+    #[schemars(with = "Option<String>")]
+    pub otlp_header: Vec<Secret>,
     /// Report format on stdout (--json overrides it).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     #[schemars(default = "default_format")]
@@ -741,7 +752,7 @@ mod tests {
             // Token counts are not tokens.
             let counts = ["max-tokens", "token-budget"].contains(&name.as_str());
             let looks_secret = !counts
-                && ["key", "token", "password", "redis-url"]
+                && ["key", "token", "password", "redis-url", "header"]
                     .iter()
                     .any(|w| name.contains(w));
             assert_eq!(

@@ -208,6 +208,41 @@ pub(crate) fn monitor(args: &MonitorArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outco
     Ok(out)
 }
 
+/// One line saying what the trace export did, with its first errors.
+fn otlp_line(o: &flow_orchestrator::OtlpOutcome) -> String {
+    let e = &o.export;
+    let mut line = format!(
+        "OTLP export to {}: {} run(s) exported as traces ({} spans, {} request(s), {} retried)",
+        e.endpoint, e.exported, e.spans, e.requests, e.retries
+    );
+    if e.failed > 0 {
+        let _ = write!(
+            line,
+            "; {} run(s) FAILED: {}",
+            e.failed,
+            e.errors.join("; ")
+        );
+    } else if e.rejected_spans > 0 {
+        let _ = write!(line, "; {}", e.errors.join("; "));
+    }
+    if o.jobs_unreadable > 0 {
+        let _ = write!(
+            line,
+            "; {} run(s) without their jobs (unreadable)",
+            o.jobs_unreadable
+        );
+    }
+    if o.left_out > 0 {
+        let _ = write!(
+            line,
+            "; {} older run(s) left out (at most {} per invocation)",
+            o.left_out,
+            flow_orchestrator::MAX_EXPORTED_RUNS
+        );
+    }
+    line
+}
+
 /// `--since` / `--until`: RFC 3339, or a date (its start; with `end_of_day`, the next day's).
 fn time_arg(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<i64> {
     if let Some(ms) = ts::parse_rfc3339_ms(value) {
@@ -486,6 +521,16 @@ fn outcome(args: &MonitorArgs, origin: &Origin, report: &MonitorReport) -> anyho
         annotations.push(
             Annotation::new(Level::Warning, warning).with_title("flow monitor: runs truncated"),
         );
+    }
+    if let Some(o) = &report.otlp {
+        let line = otlp_line(o);
+        let _ = writeln!(text, "\n{line}");
+        if !o.is_ok() {
+            // A collector that is down must not fail the monitoring: a warning, not an error.
+            annotations.push(
+                Annotation::new(Level::Warning, line).with_title("flow monitor: OTLP export"),
+            );
+        }
     }
     if report.alerts.is_empty() {
         text.push_str("\nNo alert is open: no issue to open or update.\n");

@@ -11,6 +11,7 @@ mod fake_github;
 mod harness;
 mod llm;
 mod monitor;
+mod otlp;
 /// The workspace's harness that starts a real `redis-server` (FLOW_REDIS_SERVER, else PATH).
 #[path = "../../../crates/flow-cache/tests/it/redis_server.rs"]
 #[allow(unreachable_pub, dead_code)]

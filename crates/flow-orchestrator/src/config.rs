@@ -239,6 +239,10 @@ pub struct TelemetryConfig {
     pub max_writes: u32,
     /// Where the monitor state lives between invocations: a file path or `redis://…`.
     pub state: Option<String>,
+    /// Export each run newly completed in an invocation as an OpenTelemetry trace to this
+    /// OTLP/HTTP collector (`http://localhost:4318`; `/v1/traces` is appended). Credentials
+    /// go in the headers (`--otlp-header`, `FLOW_OTLP_HEADERS`), never in the URL.
+    pub otlp_endpoint: Option<String>,
     /// Detector thresholds: flow-telemetry's rules file, inline.
     pub rules: Rules,
 }
@@ -254,6 +258,7 @@ impl Default for TelemetryConfig {
             close_on_recovery: true,
             max_writes: 10,
             state: None,
+            otlp_endpoint: None,
             rules: Rules::default(),
         }
     }
@@ -456,6 +461,15 @@ impl FlowConfig {
                 "telemetry.max_pages",
                 "expected an integer >= 1, got 0",
             ));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            flow_telemetry::otlp::OtlpConfig::new(endpoint).map_err(|e| {
+                let detail = match e.kind() {
+                    flow_telemetry::ErrorKind::InvalidArgument { detail, .. } => detail.clone(),
+                    _ => e.to_string(),
+                };
+                Error::config("telemetry.otlp_endpoint", detail)
+            })?;
         }
         if self.issues.labels.iter().any(|l| l.trim().is_empty()) {
             return Err(Error::config(

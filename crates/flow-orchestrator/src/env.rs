@@ -85,6 +85,12 @@ registry! {
     FLOW_STATE, secret;
     /// `telemetry.rules`: a rules file replacing the configuration's rules.
     FLOW_RULES;
+    /// `telemetry.otlp_endpoint`: export each completed run as a trace to this OTLP/HTTP
+    /// collector (`/v1/traces` appended).
+    FLOW_OTLP_ENDPOINT;
+    /// `telemetry.otlp_headers`: the OTLP exporter's headers, `name=value` pairs separated by
+    /// commas (API keys).
+    FLOW_OTLP_HEADERS, secret;
     /// `issues.labels`: comma-separated labels of the issues flow opens.
     FLOW_ISSUE_LABELS;
     /// `serve.listen`: the address `flow serve` binds (`host:port`).

@@ -108,7 +108,9 @@ pub use config::{
     LlmProvider, ServeConfig, TelemetryConfig,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use monitor::{AlertOutcome, MonitorReport, Recovery, StateInfo};
+pub use monitor::{
+    AlertOutcome, MAX_EXPORTED_RUNS, MonitorReport, OtlpOutcome, Recovery, StateInfo,
+};
 pub use orchestrator::{MonitorOptions, Orchestrator, OrchestratorBuilder};
 pub use publish::{PublishReport, PublishRequest};
 pub use sanitize::Sanitizer;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use flow_telemetry::lifecycle::issue_key;
+use flow_telemetry::otlp::{ExportReport, TraceExporter as _};
 use flow_telemetry::report::Report;
 use flow_telemetry::session::{AlertNotes, Session, SessionOptions};
 use flow_telemetry::source::event::Event;
@@ -98,6 +99,32 @@ pub struct MonitorReport {
     pub alerts: Vec<AlertOutcome>,
     /// Problems that fired and recovered within the history.
     pub recovered: Vec<Recovery>,
+    /// The OTLP export of the runs newly completed in this invocation, when an exporter is
+    /// set (`--otlp-endpoint`). Its failures are here, never an error of the invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpOutcome>,
+}
+
+/// The runs this invocation exported as traces: at most [`MAX_EXPORTED_RUNS`] newest.
+pub const MAX_EXPORTED_RUNS: usize = 100;
+
+/// What the trace export of one `monitor` invocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OtlpOutcome {
+    /// The exporter's counts: runs exported, failed, spans, requests, retries, errors.
+    #[serde(flatten)]
+    pub export: ExportReport,
+    /// Runs exported without their jobs because the jobs could not be read.
+    pub jobs_unreadable: usize,
+    /// Older runs left out beyond [`MAX_EXPORTED_RUNS`] (a first invocation's backfill).
+    pub left_out: usize,
+}
+
+impl OtlpOutcome {
+    /// True when every run given to the exporter was delivered with its jobs.
+    pub fn is_ok(&self) -> bool {
+        self.export.is_ok() && self.jobs_unreadable == 0
+    }
 }
 
 /// Where the monitor state lives.
@@ -154,6 +181,22 @@ impl MonitorReport {
             self.writes,
             self.deferred
         );
+        if let Some(o) = &self.otlp {
+            let e = &o.export;
+            let _ = writeln!(
+                md,
+                "OTLP export to `{}`: {} run(s) exported as traces ({} spans), {} failed{}.\n",
+                e.endpoint,
+                e.exported,
+                e.spans,
+                e.failed,
+                if e.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.errors.join("; "))
+                }
+            );
+        }
         for a in &self.alerts {
             let _ = writeln!(md, "#### {} ({})\n", a.alert.title(), a.alert.severity);
             match (&a.issue, &a.issue_error) {
@@ -289,7 +332,7 @@ impl Orchestrator {
             reset: o.reset_state,
         };
         let mut session = Session::new(
-            source,
+            source.clone(),
             self.state.clone(),
             self.rules.clone(),
             options,
@@ -318,6 +361,7 @@ impl Orchestrator {
             deferred = r.deferred,
             "monitor invocation done"
         );
+        let otlp = self.export_traces(&source, &r.completed).await;
         let triages = notes
             .as_ref()
             .and_then(|n| n.asked.lock().ok().map(|m| m.clone()))
@@ -391,6 +435,39 @@ impl Orchestrator {
                 .with_truncated(r.truncated),
             alerts,
             recovered,
+            otlp,
+        })
+    }
+
+    /// Exports the traces of `completed` (newest first, at most [`MAX_EXPORTED_RUNS`]) with
+    /// their jobs, when an exporter is set.
+    async fn export_traces(
+        &self,
+        source: &Arc<dyn flow_telemetry::RunSource>,
+        completed: &[flow_telemetry::Run],
+    ) -> Option<OtlpOutcome> {
+        let exporter = self.exporter.as_ref()?;
+        let mut newest: Vec<&flow_telemetry::Run> = completed.iter().collect();
+        newest.sort_by_key(|r| std::cmp::Reverse((r.updated_at, r.id)));
+        let left_out = newest.len().saturating_sub(MAX_EXPORTED_RUNS);
+        let runs: Vec<flow_telemetry::Run> = newest
+            .into_iter()
+            .take(MAX_EXPORTED_RUNS)
+            .cloned()
+            .collect();
+        let (with_jobs, jobs_unreadable) =
+            flow_telemetry::otlp::with_jobs(source.as_ref(), &runs).await;
+        let export = exporter.export(&with_jobs).await;
+        tracing::info!(
+            exported = export.exported,
+            failed = export.failed,
+            spans = export.spans,
+            "otlp export done"
+        );
+        Some(OtlpOutcome {
+            export,
+            jobs_unreadable,
+            left_out,
         })
     }
 

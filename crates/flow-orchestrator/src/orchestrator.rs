@@ -10,6 +10,7 @@ use flow_llm::{
 };
 use flow_publish::Publisher;
 use flow_telemetry::lifecycle::LifecycleOptions;
+use flow_telemetry::otlp::TraceExporter;
 use flow_telemetry::session::BranchScope;
 use flow_telemetry::source::event::Event;
 use flow_telemetry::state::{MemoryStateStore, StateStore};
@@ -80,6 +81,7 @@ pub struct Orchestrator {
     pub(crate) evidence: Option<Arc<dyn EvidenceSource>>,
     pub(crate) triage_cache: Option<Cache>,
     pub(crate) triage_budget: usize,
+    pub(crate) exporter: Option<Arc<dyn TraceExporter>>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -94,6 +96,7 @@ impl fmt::Debug for Orchestrator {
             .field("rules", &self.rules)
             .field("monitor", &self.monitor)
             .field("state", &self.state.describe())
+            .field("exporter", &self.exporter)
             .finish()
     }
 }
@@ -121,6 +124,7 @@ pub struct OrchestratorBuilder {
     sanitizer: Option<Sanitizer>,
     evidence: Option<Arc<dyn EvidenceSource>>,
     triage_budget: Option<usize>,
+    exporter: Option<Arc<dyn TraceExporter>>,
 }
 
 impl fmt::Debug for OrchestratorBuilder {
@@ -282,6 +286,15 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Where `monitor` exports the trace of each run it observes newly completed (OTLP:
+    /// flow-telemetry's [`OtlpExporter`](flow_telemetry::otlp::OtlpExporter)); export failures
+    /// are reported in [`MonitorReport::otlp`](crate::MonitorReport::otlp), never an error.
+    #[must_use]
+    pub fn with_trace_exporter(mut self, exporter: Arc<dyn TraceExporter>) -> Self {
+        self.exporter = Some(exporter);
+        self
+    }
+
     /// The orchestrator.
     ///
     /// # Errors
@@ -358,6 +371,7 @@ impl OrchestratorBuilder {
             triage_budget: self
                 .triage_budget
                 .unwrap_or(crate::triage::DEFAULT_PROMPT_BUDGET),
+            exporter: self.exporter,
         })
     }
 }

@@ -216,6 +216,8 @@ pub const SPECS: &[Spec] = &[
         .env(&[FLOW_STATE])
         .secret(),
     spec("telemetry.rules", Kind::RulesFile, Some("rules")).env(&[FLOW_RULES]),
+    spec("telemetry.otlp_endpoint", Kind::Text, Some("otlp-endpoint")).env(&[FLOW_OTLP_ENDPOINT]),
+    spec("telemetry.otlp_headers", Kind::Secret, Some("otlp-header")).env(&[FLOW_OTLP_HEADERS]),
     spec("issues.labels", Kind::List, Some("label")).env(&[FLOW_ISSUE_LABELS]),
     spec("serve.listen", Kind::Text, Some("listen")).env(&[FLOW_SERVE_LISTEN]),
     spec("serve.webhook_secret", Kind::Secret, None).env(&[FLOW_WEBHOOK_SECRET]),
@@ -369,6 +371,8 @@ pub struct Credentials {
     pub api_key: Option<SecretString>,
     /// The GitHub token.
     pub github_token: Option<SecretString>,
+    /// The OTLP exporter's headers, `name=value` pairs separated by commas (API keys).
+    pub otlp_headers: Option<SecretString>,
     /// The secret of the GitHub webhook `flow serve` verifies deliveries with.
     pub webhook_secret: Option<SecretString>,
 }
@@ -379,6 +383,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("api_key", &r(&self.api_key))
             .field("github_token", &r(&self.github_token))
+            .field("otlp_headers", &r(&self.otlp_headers))
             .field("webhook_secret", &r(&self.webhook_secret))
             .finish()
     }
@@ -556,6 +561,7 @@ impl Settings {
         let credentials = Credentials {
             api_key: secrets.remove("llm.api_key"),
             github_token: secrets.remove("github.token"),
+            otlp_headers: secrets.remove("telemetry.otlp_headers"),
             webhook_secret: secrets.remove("serve.webhook_secret"),
         };
         let mut settings = Self {
@@ -662,6 +668,9 @@ impl Settings {
                 let value = match spec.key {
                     "llm.api_key" => secret_value(self.credentials.api_key.as_ref()),
                     "github.token" => secret_value(self.credentials.github_token.as_ref()),
+                    "telemetry.otlp_headers" => {
+                        secret_value(self.credentials.otlp_headers.as_ref())
+                    }
                     "serve.webhook_secret" => {
                         secret_value(self.credentials.webhook_secret.as_ref())
                     }

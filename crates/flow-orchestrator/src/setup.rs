@@ -11,10 +11,11 @@ use flow_publish::GitHubPublisher;
 use flow_telemetry::RunQuery;
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::lifecycle::LifecycleOptions;
+use flow_telemetry::otlp::{OtlpConfig, OtlpExporter};
 use flow_telemetry::session::BranchScope;
 use flow_telemetry::sink::github::GitHubIssueSink;
 use flow_telemetry::source::github::GitHubSource;
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::config::{CacheBackend, FlowConfig, LlmProvider};
 use crate::error::{Error, ErrorKind, Result};
@@ -61,6 +62,8 @@ impl Orchestrator {
     /// - run source and issue sink: flow-telemetry's [`GitHubSource`] and [`GitHubIssueSink`]
     ///   on `telemetry.repository`, at `github.api_url`, with the GitHub token when set;
     /// - publisher: flow-publish's [`GitHubPublisher`] when a GitHub token is set;
+    /// - trace exporter: flow-telemetry's [`OtlpExporter`] to `telemetry.otlp_endpoint` with
+    ///   the `telemetry.otlp_headers` secret, when an endpoint is set;
     /// - rules and monitor options from `telemetry.*`; triage only when asked for
     ///   ([`Settings::triage`]).
     ///
@@ -126,6 +129,12 @@ impl Orchestrator {
                 .with_evidence_source(source)
                 .with_issue_sink(Arc::new(sink));
         }
+        if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+            builder = builder.with_trace_exporter(Arc::new(otlp_exporter(
+                endpoint,
+                creds.otlp_headers.as_ref(),
+            )?));
+        }
         if let Some(token) = &creds.github_token {
             let mut publisher = GitHubPublisher::new(token.clone())?;
             if let Some(api) = api_url {
@@ -135,6 +144,24 @@ impl Orchestrator {
         }
         Ok(builder)
     }
+}
+
+/// The OTLP exporter for `endpoint` with the `name=value,…` headers of `headers`.
+fn otlp_exporter(endpoint: &str, headers: Option<&SecretString>) -> Result<OtlpExporter> {
+    let label = |key: &str, e: flow_telemetry::Error| {
+        let detail = match e.kind() {
+            flow_telemetry::ErrorKind::InvalidArgument { detail, .. } => detail.clone(),
+            _ => e.to_string(),
+        };
+        Error::config(key, detail)
+    };
+    let mut config = OtlpConfig::new(endpoint).map_err(|e| label("telemetry.otlp_endpoint", e))?;
+    if let Some(h) = headers {
+        config = config
+            .with_headers_text(h.expose_secret())
+            .map_err(|e| label("telemetry.otlp_headers", e))?;
+    }
+    OtlpExporter::new(config).map_err(|e| label("telemetry.otlp_headers", e))
 }
 
 /// The monitor options `config` gives (what [`Orchestrator::configure`] sets).

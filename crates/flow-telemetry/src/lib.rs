@@ -12,6 +12,8 @@
 //! - [`rules`]: the rules file ([`Rules`]), YAML or TOML, with a JSON Schema.
 //! - [`sink`]: the [`IssueSink`] trait; GitHub issues and a dry run.
 //! - [`watch`]: the long-running loop ([`watch::Watcher`]): poll, observe, raise and resolve.
+//! - [`otlp`]: each completed run as an OpenTelemetry trace (run, job and step spans after the
+//!   CICD semantic conventions), exported over OTLP/HTTP protobuf.
 //! - [`serve`]: what `flow serve` builds on: the [`serve::Coordinator`] replicas share and the
 //!   webhook signature check.
 //! - [`report`]: JSON, Markdown (with Mermaid charts) and Prometheus text.
@@ -111,6 +113,7 @@ pub mod kpi;
 pub mod lifecycle;
 pub mod model;
 pub mod monitor;
+pub mod otlp;
 pub mod problem;
 pub mod quality;
 pub mod report;

@@ -129,6 +129,10 @@ pub struct Write {
 pub struct SessionReport {
     /// Runs observed.
     pub runs: usize,
+    /// The runs observed, completed and new to the saved state (what [`SessionReport::runs`]
+    /// counts): each run appears in one invocation's report only, so exporting these (e.g.
+    /// as OTLP traces) exports every run once.
+    pub completed: Vec<Run>,
     /// List requests made.
     pub list_requests: u32,
     /// Job requests made.
@@ -451,6 +455,7 @@ impl Session {
             .unwrap_or_else(|| Monitor::new(self.rules.clone()));
         Ok(SessionReport {
             runs: runs.len(),
+            completed: runs,
             list_requests: report_list,
             truncated,
             job_requests: report_jobs,

@@ -15,6 +15,7 @@ mod history;
 mod ingest;
 mod issue_sink;
 mod kpi_props;
+mod otlp;
 mod quality;
 /// The Redis test harness of flow-cache (starts its own `redis-server`), shared by path.
 #[path = "../../../flow-cache/tests/it/redis_server.rs"]
