@@ -413,7 +413,9 @@ impl Client {
         }
         let header = |name: &str| h.get(name)?.to_str().ok();
         // Secondary limits say `retry-after`; a spent primary quota says when it resets.
-        if let Some(wait) = flow_orchestrator_core::retry_after(header, self.clock.now_system_time()) {
+        if let Some(wait) =
+            flow_orchestrator_core::retry_after(header, self.clock.now_system_time())
+        {
             return Some(wait);
         }
         if let Some(wait) = flow_orchestrator_core::rate_limit_reset(header, self.clock.now_ms()) {

@@ -131,9 +131,9 @@ pub use flow_telemetry::{EvidenceSource, IssueAction, IssueSink, Rules, RunSourc
 
 // The crates it composes, whole.
 pub use flow_cache;
-pub use flow_orchestrator_core;
 pub use flow_github;
 pub use flow_llm;
+pub use flow_orchestrator_core;
 pub use flow_publish;
 pub use flow_telemetry;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use flow_orchestrator_core::{Jitter, Sleeper};
 use flow_github::{Client, Config, Request, Response};
+use flow_orchestrator_core::{Jitter, Sleeper};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_orchestrator_core::Jitter;
 use flow_github::{Client, Repo, Request, Response};
+use flow_orchestrator_core::Jitter;
 use http::Method;
 use secrecy::SecretString;
 

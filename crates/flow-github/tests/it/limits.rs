@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_orchestrator_core::{Backoff, Clock, RecordingSleeper, SeededJitter};
 use flow_github::{ErrorKind, Request};
+use flow_orchestrator_core::{Backoff, Clock, RecordingSleeper, SeededJitter};
 use proptest::prelude::*;
 use serde_json::json;
 use wiremock::matchers::{method, path};

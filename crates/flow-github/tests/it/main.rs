@@ -14,8 +14,8 @@ mod transfer;
 
 use std::sync::Arc;
 
-use flow_orchestrator_core::{FixedJitter, ManualClock, RecordingSleeper};
 use flow_github::{Client, Config, SecretString};
+use flow_orchestrator_core::{FixedJitter, ManualClock, RecordingSleeper};
 use wiremock::MockServer;
 
 /// The token every rig uses; no test output may contain it.
