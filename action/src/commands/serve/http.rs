@@ -1,13 +1,16 @@
 //! The HTTP side of `flow serve`: `POST /webhook`, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! The webhook answers within milliseconds: it verifies the signature, parses the delivery,
-//! reserves a place in the bounded work queue, has the coordinator accept the delivery
-//! (first-seen check and durable inbox), and answers 202. The work itself happens in the
+//! reserves a place in the bounded work queue (deliveries accepted and not yet picked up by a
+//! worker), has the coordinator accept the delivery (first-seen check and durable inbox),
+//! queues its repository unless it is queued or being worked on already, and answers 202. The work itself happens in the
 //! workers ([`super::worker`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::metrics::Metrics;
+use super::queue::WorkQueue;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,10 +21,6 @@ use flow_telemetry::serve::{
     Accepted, Coordinator, Delivery, SignatureProblem, WebhookEvent, WebhookSecret, parse_delivery,
 };
 use flow_telemetry::{Clock, ErrorKind};
-use tokio::sync::mpsc;
-
-use super::Work;
-use super::metrics::Metrics;
 
 /// How long a delivery id is remembered: GitHub's redeliveries (manual or through the API)
 /// come within days.
@@ -31,7 +30,7 @@ pub(crate) const DEDUP_TTL_MS: u64 = 7 * 24 * 3_600_000;
 pub(crate) struct App {
     pub(crate) secret: WebhookSecret,
     pub(crate) coordinator: Arc<dyn Coordinator>,
-    pub(crate) queue: mpsc::Sender<Work>,
+    pub(crate) queue: Arc<WorkQueue>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Set when shutting down: no new work is accepted.
@@ -116,9 +115,9 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         }
     };
     // A place in the queue before accepting: a delivery accepted is always worked on.
-    let permit = match app.queue.try_reserve() {
-        Ok(p) => p,
-        Err(_) => {
+    let permit = match app.queue.reserve() {
+        Some(p) => p,
+        None => {
             app.metrics.delivery(&event, "queue_full");
             tracing::warn!(target: "flow.serve", delivery = %id, "work queue full: answered 503");
             return text(StatusCode::SERVICE_UNAVAILABLE, "queue full\n");
@@ -133,9 +132,7 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     };
     match app.coordinator.accept(&delivery, DEDUP_TTL_MS).await {
         Ok(Accepted::New) => {
-            permit.send(Work::Deliveries(repository));
-            app.metrics
-                .set_queue_depth(app.queue.max_capacity() - app.queue.capacity());
+            permit.commit(&repository);
             app.metrics.delivery(&event, "accepted");
             text(StatusCode::ACCEPTED, "accepted\n")
         }
@@ -175,8 +172,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    app.metrics
-        .set_queue_depth(app.queue.max_capacity() - app.queue.capacity());
+    let (waiting, queued) = app.queue.depth();
+    app.metrics.set_queue_depth(waiting, queued);
     (
         [(
             header::CONTENT_TYPE,

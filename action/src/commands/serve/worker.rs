@@ -3,10 +3,10 @@
 //! acknowledge them once the state is saved, release. Plus the background ticks: the
 //! reconciliation poll of the watched repositories and the sweep of inboxes left behind.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -18,13 +18,12 @@ use flow_telemetry::serve::{
 };
 use flow_telemetry::source::event::Event;
 use flow_telemetry::state::{FileStateStore, StateStore};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Work;
 use super::http::DEDUP_TTL_MS;
 use super::metrics::Metrics;
+use super::queue::{Claim, WorkQueue};
 use crate::commands::{llm, monitor};
 
 /// Deliveries read from an inbox at once.
@@ -188,8 +187,8 @@ pub(crate) struct Pool {
     pub(crate) coordinator: Arc<dyn Coordinator>,
     pub(crate) repos: Arc<Repos>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Repositories a worker of this process is on.
-    pub(crate) busy: Arc<Mutex<HashSet<String>>>,
+    /// The work queue: repositories, each at most once.
+    pub(crate) queue: Arc<WorkQueue>,
     /// A repository's lease lasts this long unless renewed (renewed every third of it while
     /// working): a replica that dies holds its repositories at most this long
     /// (`serve.lease_secs`).
@@ -202,47 +201,50 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// How a worker left a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// Its inbox was empty.
+    Drained,
+    /// Another holder has its lease (it drains the inbox).
+    Elsewhere,
+}
+
 impl Pool {
     /// Starts `n` workers on the queue; they end when it is closed and empty.
-    pub(crate) fn start(&self, rx: mpsc::Receiver<Work>, n: usize) -> Vec<JoinHandle<()>> {
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    pub(crate) fn start(&self, n: usize) -> Vec<JoinHandle<()>> {
         let me = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
         (0..n)
             .map(|i| {
                 let pool = self.clone();
-                let rx = rx.clone();
                 let holder = format!("{me}-w{i}");
                 tokio::spawn(async move {
-                    loop {
-                        let work = { rx.lock().await.recv().await };
-                        let Some(work) = work else { break };
-                        let (repo, reconcile) = match work {
-                            Work::Deliveries(r) => (r, false),
-                            Work::Reconcile(r) => (r, true),
-                        };
-                        pool.work_on(&repo, &holder, reconcile).await;
+                    while let Some(claim) = pool.queue.next().await {
+                        pool.work_on(&claim, &holder).await;
                     }
                 })
             })
             .collect()
     }
 
-    async fn work_on(&self, repo: &str, holder: &str, reconcile: bool) {
-        if let Ok(mut b) = self.busy.lock() {
-            b.insert(repo.to_owned());
-        }
-        if let Err(e) = self.drain(repo, holder, reconcile).await {
-            tracing::error!(target: "flow.serve", repository = %repo, error = format!("{e:#}"), "working on the repository failed");
-        }
-        if let Ok(mut b) = self.busy.lock() {
-            b.remove(repo);
+    /// Works on a repository taken from the queue, then gives it back: queued again when
+    /// deliveries arrived meanwhile.
+    async fn work_on(&self, claim: &Claim, holder: &str) {
+        let repo = &claim.repository;
+        match self.drain(repo, holder, claim.reconcile).await {
+            Ok(Left::Drained) => self.queue.finish(repo),
+            Ok(Left::Elsewhere) => self.queue.abandon(repo),
+            Err(e) => {
+                // What is left in the inbox waits for the next sweep.
+                self.queue.abandon(repo);
+                tracing::error!(target: "flow.serve", repository = %repo, error = format!("{e:#}"), "working on the repository failed");
+            }
         }
     }
 
     /// The reconciliation ticks and the sweep, until `stop`.
     pub(crate) fn background(
         &self,
-        tx: mpsc::Sender<Work>,
         mut watched: Watched,
         reconcile_secs: u64,
         stop: CancellationToken,
@@ -264,13 +266,10 @@ impl Pool {
                 };
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = sweep.tick() => pool.sweep(&tx).await,
+                    _ = sweep.tick() => pool.sweep().await,
                     () = due => {
                         for repo in watched.current().await {
-                            if tx.try_send(Work::Reconcile(repo.clone())).is_err() {
-                                tracing::warn!(target: "flow.serve", repository = %repo, "work queue full: reconciliation skipped until the next tick");
-                                break;
-                            }
+                            pool.queue.arm(&repo, true);
                         }
                     }
                 }
@@ -278,8 +277,9 @@ impl Pool {
         })
     }
 
-    /// Queues the repositories whose inbox has deliveries and no worker here.
-    async fn sweep(&self, tx: &mpsc::Sender<Work>) {
+    /// Queues the repositories whose inbox has deliveries (a repository queued or worked on
+    /// already is not queued twice).
+    async fn sweep(&self) {
         let backlog = match self.coordinator.backlog().await {
             Ok(b) => b,
             Err(e) => {
@@ -287,33 +287,33 @@ impl Pool {
                 return;
             }
         };
-        let busy = self.busy.lock().map(|b| b.clone()).unwrap_or_default();
-        for repo in backlog.into_iter().filter(|r| !busy.contains(r)) {
-            if tx.try_send(Work::Deliveries(repo)).is_err() {
-                break;
-            }
+        for repo in backlog {
+            self.queue.arm(&repo, false);
         }
     }
 
-    /// Drains every inbox with deliveries, here and now (at shutdown).
+    /// Drains every inbox with deliveries, here and now (at shutdown, the workers gone).
     pub(crate) async fn sweep_now(&self) {
         let Ok(backlog) = self.coordinator.backlog().await else {
             return;
         };
         let holder = format!("{}-final", std::process::id());
         for repo in backlog {
-            self.work_on(&repo, &holder, false).await;
+            if let Err(e) = self.drain(&repo, &holder, false).await {
+                tracing::error!(target: "flow.serve", repository = %repo, error = format!("{e:#}"), "working on the repository failed");
+            }
         }
     }
 
     /// Takes `repo`'s lease and processes its inbox (and, with `reconcile`, polls it) until
-    /// the inbox is empty; checks again after releasing, so a delivery accepted while another
-    /// worker held the lease is not left behind.
-    async fn drain(&self, repo: &str, holder: &str, mut reconcile: bool) -> anyhow::Result<()> {
+    /// the inbox is empty; checks again after releasing, so a delivery accepted elsewhere
+    /// while this worker held the lease is not left behind.
+    async fn drain(&self, repo: &str, holder: &str, mut reconcile: bool) -> anyhow::Result<Left> {
         let orchestrator = self.repos.orchestrator(repo).await?;
+        let mut left = Left::Elsewhere;
         loop {
             let Some(mut lease) = self.coordinator.lease(repo, holder, self.lease_ms).await? else {
-                return Ok(());
+                return Ok(left);
             };
             let result = self
                 .drain_leased(&orchestrator, &mut lease, &mut reconcile)
@@ -321,8 +321,9 @@ impl Pool {
             if let Err(e) = self.coordinator.release(&lease).await {
                 tracing::warn!(target: "flow.serve", repository = %repo, error = %e, "releasing the lease failed; it expires");
             }
+            left = Left::Drained;
             if !result? {
-                return Ok(());
+                return Ok(left);
             }
         }
     }
@@ -336,6 +337,8 @@ impl Pool {
     ) -> anyhow::Result<bool> {
         let mut worked = false;
         loop {
+            // Before the read: every delivery counted so far is in the inbox it reads.
+            self.queue.pick_up(&lease.repository);
             let batch = self.coordinator.inbox(lease, BATCH).await?;
             if batch.is_empty() && !*reconcile {
                 return Ok(worked);
