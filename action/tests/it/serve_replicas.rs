@@ -166,8 +166,9 @@ fn sum(text: &str, name: &str, with: &[&str]) -> f64 {
 }
 
 async fn saved_state(redis_url: &str) -> Option<MonitorState> {
-    // The key `flow serve` keeps a repository's state under (as `flow monitor` does).
-    RedisStateStore::connect(redis_url, "flow:monitor:octo-org/octo-repo:*:default")
+    // The key the replicas' coordinator keeps a repository's state under, saved through
+    // the lease's fence (`RedisCoordinator::state_store`).
+    RedisStateStore::connect(redis_url, "flow:serve:state:octo-org/octo-repo")
         .await
         .unwrap()
         .load()
