@@ -568,6 +568,32 @@ async fn the_reconciliation_polls_every_repository_of_the_organisation() {
     gh.server.verify().await;
 }
 
+/// `/readyz` is 503 while a state could not be saved: here the state directory's path is
+/// taken by a file (the tests run as root, so permissions would not stop a write).
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_checks_that_the_state_directory_is_writable() {
+    let gh = GitHub::start(0).await;
+    let mut serve = Serve::start(&gh.server.uri(), &[]);
+    let ready = |s: &Serve| http(s.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready(&serve), (200, "ready\n".to_owned()));
+    // The probe created the directory, as a save would, and left nothing in it.
+    assert!(serve.state_dir.is_dir());
+    assert_eq!(std::fs::read_dir(&serve.state_dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&serve.state_dir).unwrap();
+    std::fs::write(&serve.state_dir, "not a directory").unwrap();
+    assert_eq!(
+        ready(&serve),
+        (503, "state directory not writable\n".to_owned())
+    );
+    // Liveness is not readiness.
+    assert_eq!(http(serve.addr, "GET", "/healthz", &[], b"").0, 200);
+    std::fs::remove_file(&serve.state_dir).unwrap();
+    assert_eq!(ready(&serve).0, 200);
+    let (code, _, err) = serve.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("the state directory is not writable"), "{err}");
+}
+
 #[test]
 fn serve_refuses_to_start_without_a_webhook_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_flow"))

@@ -6,6 +6,7 @@
 //! queues its repository unless it is queued or being worked on already, and answers 202. The work itself happens in the
 //! workers ([`super::worker`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,6 +36,9 @@ pub(crate) struct App {
     pub(crate) clock: Arc<dyn Clock>,
     /// Set when shutting down: no new work is accepted.
     pub(crate) stopping: Arc<AtomicBool>,
+    /// The state directory (`--state DIR`), checked writable by `/readyz`; a Redis state is
+    /// the coordinator's server, checked by its ping.
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for App {
@@ -159,16 +163,36 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.stopping.load(Ordering::SeqCst) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    match app.coordinator.ping().await {
-        Ok(()) => text(StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(target: "flow.serve", error = %e, "not ready");
-            text(
+    if let Err(e) = app.coordinator.ping().await {
+        tracing::warn!(target: "flow.serve", error = %e, "not ready");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordination unavailable\n",
+        );
+    }
+    if let Some(dir) = &app.state_dir {
+        let probe = dir.clone();
+        let writable = tokio::task::spawn_blocking(move || writable(&probe))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = writable {
+            tracing::warn!(target: "flow.serve", state = %dir.display(), error = %e, "not ready: the state directory is not writable");
+            return text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "coordination unavailable\n",
-            )
+                "state directory not writable\n",
+            );
         }
     }
+    text(StatusCode::OK, "ready\n")
+}
+
+/// Whether a state can be saved in `dir`: created if missing (as a save does), a file
+/// written and removed.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".flow-ready-{}", std::process::id()));
+    std::fs::write(&probe, b"ready\n")?;
+    std::fs::remove_file(&probe)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

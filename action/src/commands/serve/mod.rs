@@ -118,6 +118,7 @@ async fn run(
     let metrics = Arc::new(metrics::Metrics::new());
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
+    let settings_state = settings.config.telemetry.state.clone();
     let repos = Arc::new(worker::Repos::new(settings, open_issues));
     let watched = worker::Watched::new(&repos)?;
     let pool = worker::Pool {
@@ -136,6 +137,7 @@ async fn run(
         metrics: metrics.clone(),
         clock,
         stopping: stopping.clone(),
+        state_dir: state_dir(settings_state.as_deref()),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -171,6 +173,13 @@ async fn run(
         accepted: metrics.accepted(),
         processed: metrics.processed_count(),
     })
+}
+
+/// The state directory of `--state DIR` (none for Redis or memory).
+fn state_dir(state: Option<&str>) -> Option<std::path::PathBuf> {
+    state
+        .filter(|s| !s.starts_with("redis://") && !s.starts_with("rediss://"))
+        .map(std::path::PathBuf::from)
 }
 
 /// Says where the service listens, on stderr whatever the log filter (supervisors and tests
