@@ -2,9 +2,10 @@
 //!
 //! Exporter parity (the facts of cpanato/github_actions_exporter, our names): run and job
 //! duration and queue-time histograms and status/conclusion counters, labelled by repository,
-//! workflow, branch (and job, conclusion), counted from the deliveries — each run attempt, job
-//! and status once, through the coordinator's first-seen check, so a redelivery or a replica's
-//! redo does not count twice. Then our KPIs per workflow and the open alerts, from each
+//! workflow, branch (and job, conclusion), counted from the deliveries and, for runs whose
+//! delivery was lost, from the monitoring invocations that found them — each run attempt, job
+//! and status once, through the coordinator's first-seen check, so a redelivery, a run seen
+//! both ways or a replica's redo does not count twice. Then our KPIs per workflow and the open alerts, from each
 //! repository's latest monitoring report, and the service's own counters.
 //!
 //! Names follow `report::Report::to_prometheus` (`flow_telemetry_…`, seconds).

@@ -26,6 +26,18 @@ use super::metrics::Metrics;
 use super::queue::{Claim, WorkQueue};
 use crate::commands::{llm, monitor};
 
+/// The first-seen key of a run attempt's status, whichever path (delivery or poll) sees it
+/// first: each is counted once (repository names are case-insensitive on GitHub).
+fn run_key(repo: &str, run: &flow_telemetry::Run) -> String {
+    format!(
+        "run:{}:{}:{}:{}",
+        repo.to_ascii_lowercase(),
+        run.id.0,
+        run.run_attempt,
+        run.status.as_str()
+    )
+}
+
 /// Whether `e` says the lease was lost (a stale holder's save refused by the fence).
 fn lease_lost(e: &flow_orchestrator::Error) -> bool {
     matches!(
@@ -455,16 +467,8 @@ impl Pool {
 
     async fn count(&self, repo: &str, event: &Event, context: Option<&JobContext>) {
         match event {
-            Event::WorkflowRun { run, .. } => {
-                let key = format!(
-                    "run:{repo}:{}:{}:{}",
-                    run.id.0,
-                    run.run_attempt,
-                    run.status.as_str()
-                );
-                if self.first(&key).await {
-                    self.metrics.run(repo, run, true);
-                }
+            Event::WorkflowRun { run, .. } if self.first(&run_key(repo, run)).await => {
+                self.metrics.run(repo, run, true);
             }
             Event::WorkflowJob { job, .. } => {
                 let key = format!("job:{repo}:{}:{}", job.id, job.status.as_str());
@@ -481,6 +485,22 @@ impl Pool {
         }
     }
 
+    /// Counts the runs an invocation observed newly completed that no delivery counted (their
+    /// delivery was lost, or not yet received: a later one is not counted again), through the
+    /// same first-seen key as a delivery. Not the history a repository's first invocation
+    /// reads (a fresh state, up to `telemetry.max_pages` pages of old runs): the counters and
+    /// histograms start with the service.
+    async fn count_completed(&self, repo: &str, report: &flow_orchestrator::MonitorReport) {
+        if report.state.fresh {
+            return;
+        }
+        for run in &report.completed {
+            if self.first(&run_key(repo, run)).await {
+                self.metrics.run(repo, run, true);
+            }
+        }
+    }
+
     /// One monitoring invocation; its failure is logged and counted (the reconciliation
     /// catches up), except a lost lease, returned: the repository is no longer this
     /// worker's.
@@ -492,6 +512,7 @@ impl Pool {
     ) -> anyhow::Result<()> {
         match orchestrator.monitor_event(event).await {
             Ok(report) => {
+                self.count_completed(repo, &report).await;
                 self.metrics.report(repo, &report);
                 self.metrics.processed(true);
                 tracing::info!(
