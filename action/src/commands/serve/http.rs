@@ -3,15 +3,13 @@
 //! The webhook answers within milliseconds: it verifies the signature, parses the delivery,
 //! reserves a place in the bounded work queue (deliveries accepted and not yet picked up by a
 //! worker), has the coordinator accept the delivery (first-seen check and durable inbox),
-//! queues its repository unless it is queued or being worked on already, and answers 202. The work itself happens in the
-//! workers ([`super::worker`]).
+//! queues its repository unless it is queued or being worked on already, and answers 202.
+//! The work itself happens in the workers ([`super::worker`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::metrics::Metrics;
-use super::queue::WorkQueue;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,6 +20,9 @@ use flow_telemetry::serve::{
     Accepted, Coordinator, Delivery, SignatureProblem, WebhookEvent, WebhookSecret, parse_delivery,
 };
 use flow_telemetry::{Clock, ErrorKind};
+
+use super::metrics::Metrics;
+use super::queue::WorkQueue;
 
 /// How long a delivery id is remembered: GitHub's redeliveries (manual or through the API)
 /// come within days.
