@@ -392,6 +392,37 @@ async fn three_replicas_on_one_redis_count_every_run_once_through_a_sigkill() {
     }
 }
 
+/// With the state in Redis, `/readyz` follows that server: 503 while it is down (the states
+/// and the coordination live there), 200 again once it is back; `/healthz` stays 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_redis_that_holds_the_states() {
+    let mut redis = RedisServer::start();
+    let gh = GitHub::start(0).await;
+    let replica = Replica::start("flow serve", &gh.server.uri(), &redis.url(), &[]);
+    let status = |path: &str| http(replica.port, "GET", path, &[], b"").map(|a| a.status);
+    let until = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = status("/readyz");
+            if got.as_ref().is_ok_and(|s| *s == want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {want} (last: {got:?}): {}",
+                replica.process.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until(200);
+    redis.kill();
+    until(503);
+    assert_eq!(status("/healthz").unwrap(), 200);
+    redis.restart();
+    until(200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_flow_serve_and_answers_queries_on_its_series() {
     let gh = GitHub::start(0).await;
