@@ -166,7 +166,8 @@ async fn review_issue_in_actions_mode_sets_outputs_and_masks_the_key() {
 }
 
 pub(crate) fn burst_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let cut: Vec<&str> = flow_telemetry::sample::NDJSON.lines().take(230).collect();
+    let sample = flow_telemetry::sample::ndjson().unwrap();
+    let cut: Vec<&str> = sample.lines().take(230).collect();
     let file = dir.join("runs.ndjson");
     std::fs::write(&file, cut.join("\n")).unwrap();
     file

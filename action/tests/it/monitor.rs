@@ -47,7 +47,7 @@ fn json_output_is_machine_readable_and_alone_on_stdout() {
 #[test]
 fn an_open_alert_from_a_file_in_actions_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = flow_telemetry::sample::NDJSON;
+    let sample = flow_telemetry::sample::ndjson().unwrap();
     let cut: Vec<&str> = sample.lines().take(230).collect();
     let file = dir.path().join("runs.ndjson");
     std::fs::write(&file, cut.join("\n")).unwrap();
@@ -121,7 +121,8 @@ fn a_missing_file_fails_with_its_name() {
 async fn a_repository_through_the_github_rest_api() {
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
+        .unwrap()
         .lines()
         .take(230)
         .map(|l| serde_json::from_str(l).unwrap())
@@ -194,7 +195,8 @@ async fn a_repository_through_the_github_rest_api() {
 async fn since_and_until_filter_the_api_listing() {
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+    let runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
+        .unwrap()
         .lines()
         .take(40)
         .map(|l| serde_json::from_str(l).unwrap())
@@ -476,7 +478,8 @@ impl wiremock::Respond for Conditional {
 async fn invocations_with_state_resolve_the_name_once_and_then_cost_one_304() {
     use wiremock::matchers::{method, path, path_regex};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::NDJSON
+    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
+        .unwrap()
         .lines()
         .take(120)
         .map(|l| serde_json::from_str(l).unwrap())

@@ -163,7 +163,7 @@ async fn a_typed_decision_with_retry_fallback_cache_and_budget() {
 #[tokio::test]
 async fn kpis_and_alerts_from_an_export() {
     let path = std::env::temp_dir().join(format!("flow-consumer-{}.ndjson", std::process::id()));
-    std::fs::write(&path, flow_orchestrator::flow_telemetry::sample::NDJSON).unwrap();
+    std::fs::write(&path, flow_orchestrator::flow_telemetry::sample::ndjson().unwrap()).unwrap();
     let source = FileSource::from_path(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
 
@@ -224,7 +224,8 @@ async fn the_facade_monitor_with_triage() {
     .await;
     // The sample cut inside its failure burst: an alert is open at the end.
     let runs: Vec<Run> = FileSource::from_text(
-        &flow_orchestrator::flow_telemetry::sample::NDJSON
+        &flow_orchestrator::flow_telemetry::sample::ndjson()
+        .unwrap()
             .lines()
             .take(230)
             .collect::<Vec<_>>()
