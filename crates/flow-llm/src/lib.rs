@@ -101,7 +101,7 @@ pub use protocol::{
     Usage,
 };
 pub use quirks::{ModelQuirks, Quirks};
-pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
+pub use retry::{Retry, RetryPolicy, Sleeper, Timing, TokioSleeper};
 
 /// The redacting secret type [`ClientConfig`] takes keys in (re-exported so that callers
 /// need no extra dependency).
