@@ -500,6 +500,16 @@ pub struct ServeArgs {
     /// configured).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub triage: Option<bool>,
+    /// Export each run the service observes newly completed (from a delivery or the
+    /// reconciliation) as an OpenTelemetry trace to this OTLP/HTTP collector, e.g.
+    /// `http://localhost:4318`; `/v1/traces` is appended (FLOW_OTLP_ENDPOINT). Export failures
+    /// are logged, never fail the monitoring.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// A header sent with every OTLP request, `name=value` (e.g. an API key); repeat for
+    /// several (FLOW_OTLP_HEADERS: comma-separated pairs). Secret: masked, never printed.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub otlp_header: Vec<Secret>,
     /// Labels put on the issues flow opens, comma-separated or repeated (FLOW_ISSUE_LABELS).
     #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
     pub label: Vec<String>,

@@ -259,3 +259,134 @@ fn a_bad_endpoint_names_the_flag() {
     assert!(stderr.contains("--otlp-endpoint"), "{stderr}");
     assert!(stderr.contains("expected an http(s) URL"), "{stderr}");
 }
+
+/// `flow serve --otlp-endpoint --otlp-header`: the service exports the runs it observes newly
+/// completed — here those the reconciliation finds at start, then one from a signed
+/// `workflow_run` delivery — each once, with the header, which never reaches its output.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_exports_each_completed_run_once_with_its_headers() {
+    use std::time::Duration;
+
+    use crate::serve_support::{Process, SECRET, free_port, http, sign};
+
+    let peers = Peers::start(200).await;
+    peers.add(1..=3);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut c = flow();
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--repos",
+            "octo/app",
+            "--branch",
+            "*",
+            "--reconcile-secs",
+            "3600",
+        ])
+        .args(["--api-url", &peers.github.uri()])
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .args(["--otlp-endpoint", &peers.collector.uri()])
+        .args(["--otlp-header", "x-api-key=k3y-s3cret"])
+        .env("GITHUB_TOKEN", "ghs_serve_token")
+        .env("FLOW_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "flow=info");
+    let mut serve = Process::spawn("flow serve", c, dir.path().join("serve.log"));
+    // The reconciliation's first poll, at start.
+    let seen = exported_at_least(&peers, 3, &serve).await;
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["1", "2", "3"]);
+
+    // Run 4 completes and GitHub delivers it.
+    peers.add([4]);
+    let mut envelope: serde_json::Value =
+        serde_json::from_str(&crate::telemetry_fixture("workflow_run.completed.1.json")).unwrap();
+    envelope["workflow_run"] = run(4, "success");
+    envelope["repository"]["full_name"] = "octo/app".into();
+    let body = serde_json::to_vec(&envelope).unwrap();
+    let answer = http(
+        port,
+        "POST",
+        "/webhook",
+        &[
+            ("Content-Type", "application/json".into()),
+            ("X-GitHub-Event", "workflow_run".into()),
+            ("X-GitHub-Delivery", "otlp-4".into()),
+            ("X-Hub-Signature-256", sign(&body)),
+        ],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 202);
+    let seen = exported_at_least(&peers, 4, &serve).await;
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    assert_eq!(serve.terminate(Duration::from_secs(60)), Some(0));
+    let log = serve.output();
+    assert!(!log.contains("k3y-s3cret"), "{log}");
+}
+
+/// Polls the collector until `n` runs reached it (a deadline, not a sleep).
+async fn exported_at_least(
+    peers: &Peers,
+    n: usize,
+    serve: &crate::serve_support::Process,
+) -> BTreeMap<String, usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let seen = peers.exported().await;
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{seen:?}\n{}",
+            serve.output()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The OTLP settings of `flow serve` come through the settings layer, the header redacted.
+#[test]
+fn flow_config_for_serve_shows_the_otlp_settings_with_the_header_redacted() {
+    let out = flow()
+        .args(["config", "--for", "serve"])
+        .args(["--otlp-endpoint", "http://collector:4318"])
+        .args(["--otlp-header", "x-api-key=k3y-s3cret"])
+        .env("FLOW_WEBHOOK_SECRET", "w")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("{key}: {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("telemetry.otlp_endpoint").contains("http://collector:4318"),
+        "{text}"
+    );
+    assert!(
+        line("telemetry.otlp_headers").contains("[redacted]"),
+        "{text}"
+    );
+    assert!(!text.contains("k3y-s3cret"), "{text}");
+    // `flow serve` parses the same flags (an unknown one would exit 2 before the secret check).
+    let out = flow()
+        .args([
+            "serve",
+            "--otlp-endpoint",
+            "not a url",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--otlp-header", "x-api-key=k3y-s3cret"])
+        .env("FLOW_WEBHOOK_SECRET", "w")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("otlp"), "{err}");
+    assert!(!err.contains("k3y-s3cret"), "{err}");
+}

@@ -568,6 +568,107 @@ async fn the_reconciliation_polls_every_repository_of_the_organisation() {
     gh.server.verify().await;
 }
 
+/// `/readyz` is 503 while a state could not be saved: here the state directory's path is
+/// taken by a file (the tests run as root, so permissions would not stop a write).
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_checks_that_the_state_directory_is_writable() {
+    let gh = GitHub::start(0).await;
+    let mut serve = Serve::start(&gh.server.uri(), &[]);
+    let ready = |s: &Serve| http(s.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready(&serve), (200, "ready\n".to_owned()));
+    // The probe created the directory, as a save would, and left nothing in it.
+    assert!(serve.state_dir.is_dir());
+    assert_eq!(std::fs::read_dir(&serve.state_dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&serve.state_dir).unwrap();
+    std::fs::write(&serve.state_dir, "not a directory").unwrap();
+    assert_eq!(
+        ready(&serve),
+        (503, "state directory not writable\n".to_owned())
+    );
+    // Liveness is not readiness.
+    assert_eq!(http(serve.addr, "GET", "/healthz", &[], b"").0, 200);
+    std::fs::remove_file(&serve.state_dir).unwrap();
+    assert_eq!(ready(&serve).0, 200);
+    let (code, _, err) = serve.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("the state directory is not writable"), "{err}");
+}
+
+/// The sum of the samples of `name` (every label set of the repository).
+fn total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.contains(r#"repository="octo-org/octo-repo""#))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Each run reaches the run counters and histograms once, whichever path saw it: a delivery
+/// (and the monitoring that follows it), the reconciliation alone (its delivery lost), or the
+/// reconciliation then a late delivery. The history read at start is observed, not counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_found_by_the_reconciliation_are_counted_once_like_delivered_ones() {
+    let gh = GitHub::start(0).await;
+    gh.runs.add(1..=3, Some("success"));
+    let mut serve = Serve::start(
+        &gh.server.uri(),
+        &["--repos", "octo-org/octo-repo", "--reconcile-secs", "1"],
+    );
+    let kpi_runs = r#"flow_telemetry_runs{repository="octo-org/octo-repo",workflow="Build"}"#;
+    let counted = |s: &Serve| {
+        let text = s.metrics();
+        (
+            total(&text, "flow_telemetry_workflow_runs_total"),
+            total(&text, "flow_telemetry_workflow_run_duration_seconds_count"),
+            total(&text, "flow_telemetry_workflow_run_queue_seconds_count"),
+        )
+    };
+    serve.wait_for(kpi_runs, 3.0);
+    assert_eq!(counted(&serve), (0.0, 0.0, 0.0), "{}", serve.metrics());
+
+    // Run 4 is delivered: counted by its delivery, not again by its monitoring nor by the
+    // reconciliation that lists it.
+    gh.runs.add([4], Some("success"));
+    assert_eq!(
+        serve.deliver("workflow_run", "r-4", &gh.completed_delivery(4)),
+        202
+    );
+    // Run 5's delivery is lost: the reconciliation finds it.
+    gh.runs.add([5], Some("failure"));
+    serve.wait_for(kpi_runs, 5.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counted(&serve).0 < 2.0 {
+        assert!(Instant::now() < deadline, "{}", serve.metrics());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Run 5's delivery arrives late: not counted again. Wait for two more monitoring
+    // invocations after it (the delivery's, the next reconciliation's).
+    let ok = r#"flow_serve_processed_total{result="ok"}"#;
+    let before = serve.sample(ok).unwrap_or(0.0);
+    assert_eq!(
+        serve.deliver("workflow_run", "r-5", &gh.completed_delivery(5)),
+        202
+    );
+    serve.wait_for(ok, before + 3.0);
+    assert_eq!(counted(&serve), (2.0, 2.0, 2.0), "{}", serve.metrics());
+    let text = serve.metrics();
+    for conclusion in ["success", "failure"] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    r#"flow_telemetry_workflow_run_duration_seconds_count{{repository="octo-org/octo-repo",workflow="Build",branch="main",conclusion="{conclusion}"}}"#
+                )
+            ),
+            Some(1.0),
+            "{text}"
+        );
+    }
+    let (code, out, err) = serve.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 deliveries accepted"), "{out}");
+}
+
 #[test]
 fn serve_refuses_to_start_without_a_webhook_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_flow"))

@@ -166,8 +166,9 @@ fn sum(text: &str, name: &str, with: &[&str]) -> f64 {
 }
 
 async fn saved_state(redis_url: &str) -> Option<MonitorState> {
-    // The key `flow serve` keeps a repository's state under (as `flow monitor` does).
-    RedisStateStore::connect(redis_url, "flow:monitor:octo-org/octo-repo:*:default")
+    // The key the replicas' coordinator keeps a repository's state under, saved through
+    // the lease's fence (`RedisCoordinator::state_store`).
+    RedisStateStore::connect(redis_url, "flow:serve:state:octo-org/octo-repo")
         .await
         .unwrap()
         .load()
@@ -389,6 +390,37 @@ async fn three_replicas_on_one_redis_count_every_run_once_through_a_sigkill() {
             assert!(!r.process.output().contains(SECRET));
         }
     }
+}
+
+/// With the state in Redis, `/readyz` follows that server: 503 while it is down (the states
+/// and the coordination live there), 200 again once it is back; `/healthz` stays 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_redis_that_holds_the_states() {
+    let mut redis = RedisServer::start();
+    let gh = GitHub::start(0).await;
+    let replica = Replica::start("flow serve", &gh.server.uri(), &redis.url(), &[]);
+    let status = |path: &str| http(replica.port, "GET", path, &[], b"").map(|a| a.status);
+    let until = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = status("/readyz");
+            if got.as_ref().is_ok_and(|s| *s == want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {want} (last: {got:?}): {}",
+                replica.process.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until(200);
+    redis.kill();
+    until(503);
+    assert_eq!(status("/healthz").unwrap(), 200);
+    redis.restart();
+    until(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -335,11 +335,9 @@ impl FlowConfig {
     /// # Errors
     /// [`ErrorKind::Config`] naming the unknown or invalid key.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let de = serde_norway::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(de)
-            .map_err(|e| Error::config(key_of(e.path()), e.inner().to_string()))?;
-        config.validate()?;
-        Ok(config)
+        let tree: serde_json::Value =
+            serde_norway::from_str(text).map_err(|e| Error::config("(document)", e.to_string()))?;
+        Self::from_tree(tree)
     }
 
     /// Parses and validates TOML.
@@ -347,10 +345,22 @@ impl FlowConfig {
     /// # Errors
     /// [`ErrorKind::Config`] naming the unknown or invalid key.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let de = toml::Deserializer::parse(text)
+        let tree: serde_json::Value = toml::from_str(text)
             .map_err(|e| Error::config("(document)", e.message().to_string()))?;
-        let config: Self = serde_path_to_error::deserialize(de)
-            .map_err(|e| Error::config(key_of(e.path()), e.inner().message().to_string()))?;
+        Self::from_tree(tree)
+    }
+
+    /// The typed file from its tree. YAML and TOML both go through one JSON tree, as the
+    /// settings do (`Settings::resolve`): one instantiation of the file's `Deserialize` instead
+    /// of one per format keeps the release binary smaller (BENCHMARKS.md "Binary size"). An
+    /// empty YAML document is the defaults.
+    fn from_tree(tree: serde_json::Value) -> Result<Self> {
+        let tree = match tree {
+            serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+            other => other,
+        };
+        let config: Self = serde_path_to_error::deserialize(tree)
+            .map_err(|e| Error::config(key_of(e.path()), e.inner().to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -103,6 +103,12 @@ pub struct MonitorReport {
     /// set (`--otlp-endpoint`). Its failures are here, never an error of the invocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpOutcome>,
+    /// The runs this invocation observed completed and new to the saved state
+    /// ([`SessionReport::completed`](flow_telemetry::session::SessionReport::completed)):
+    /// each run is in one invocation's report only, so a service can count each once (`flow
+    /// serve`'s histograms). Not in the JSON report.
+    #[serde(skip)]
+    pub completed: Vec<flow_telemetry::Run>,
 }
 
 /// The runs this invocation exported as traces: at most [`MAX_EXPORTED_RUNS`] newest.
@@ -436,6 +442,7 @@ impl Orchestrator {
             alerts,
             recovered,
             otlp,
+            completed: r.completed.clone(),
         })
     }
 

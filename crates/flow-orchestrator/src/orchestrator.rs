@@ -407,6 +407,15 @@ impl Orchestrator {
         &self.monitor
     }
 
+    /// The same orchestrator remembering its monitor state in `store` instead: what a
+    /// service does per work lease, with a store fenced by the lease (`flow serve`'s workers
+    /// and `Coordinator::state_store`), so a stale holder's save is refused.
+    #[must_use]
+    pub fn with_state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.state = store;
+        self
+    }
+
     /// The sanitizer applied to model-written text before it is returned for GitHub.
     pub fn sanitizer(&self) -> &Sanitizer {
         &self.sanitizer

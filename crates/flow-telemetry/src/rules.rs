@@ -295,11 +295,9 @@ impl Rules {
     /// # Errors
     /// [`crate::ErrorKind::Config`] naming the unknown or invalid key.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let de = serde_norway::Deserializer::from_str(text);
-        let rules: Rules = serde_path_to_error::deserialize(de)
-            .map_err(|e| Error::config(path_of(e.path()), e.inner().to_string()))?;
-        rules.validate()?;
-        Ok(rules)
+        let tree: serde_json::Value =
+            serde_norway::from_str(text).map_err(|e| Error::config("(document)", e.to_string()))?;
+        Self::from_tree(tree)
     }
 
     /// Parses and validates TOML.
@@ -307,10 +305,21 @@ impl Rules {
     /// # Errors
     /// [`crate::ErrorKind::Config`] naming the unknown or invalid key.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let de = toml::Deserializer::parse(text)
+        let tree: serde_json::Value = toml::from_str(text)
             .map_err(|e| Error::config("(document)", e.message().to_string()))?;
-        let rules: Rules = serde_path_to_error::deserialize(de)
-            .map_err(|e| Error::config(path_of(e.path()), e.inner().message().to_string()))?;
+        Self::from_tree(tree)
+    }
+
+    /// The typed rules from their tree. YAML and TOML both go through one JSON tree: one
+    /// instantiation of the rules' `Deserialize` instead of one per format keeps the release
+    /// binary smaller. An empty YAML document is the defaults.
+    fn from_tree(tree: serde_json::Value) -> Result<Self> {
+        let tree = match tree {
+            serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+            other => other,
+        };
+        let rules: Rules = serde_path_to_error::deserialize(tree)
+            .map_err(|e| Error::config(path_of(e.path()), e.inner().to_string()))?;
         rules.validate()?;
         Ok(rules)
     }

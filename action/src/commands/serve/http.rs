@@ -1,10 +1,12 @@
 //! The HTTP side of `flow serve`: `POST /webhook`, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! The webhook answers within milliseconds: it verifies the signature, parses the delivery,
-//! reserves a place in the bounded work queue, has the coordinator accept the delivery
-//! (first-seen check and durable inbox), and answers 202. The work itself happens in the
-//! workers ([`super::worker`]).
+//! reserves a place in the bounded work queue (deliveries accepted and not yet picked up by a
+//! worker), has the coordinator accept the delivery (first-seen check and durable inbox),
+//! queues its repository unless it is queued or being worked on already, and answers 202.
+//! The work itself happens in the workers ([`super::worker`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,10 +20,9 @@ use flow_telemetry::serve::{
     Accepted, Coordinator, Delivery, SignatureProblem, WebhookEvent, WebhookSecret, parse_delivery,
 };
 use flow_telemetry::{Clock, ErrorKind};
-use tokio::sync::mpsc;
 
-use super::Work;
 use super::metrics::Metrics;
+use super::queue::WorkQueue;
 
 /// How long a delivery id is remembered: GitHub's redeliveries (manual or through the API)
 /// come within days.
@@ -31,11 +32,14 @@ pub(crate) const DEDUP_TTL_MS: u64 = 7 * 24 * 3_600_000;
 pub(crate) struct App {
     pub(crate) secret: WebhookSecret,
     pub(crate) coordinator: Arc<dyn Coordinator>,
-    pub(crate) queue: mpsc::Sender<Work>,
+    pub(crate) queue: Arc<WorkQueue>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Set when shutting down: no new work is accepted.
     pub(crate) stopping: Arc<AtomicBool>,
+    /// The state directory (`--state DIR`), checked writable by `/readyz`; a Redis state is
+    /// the coordinator's server, checked by its ping.
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for App {
@@ -116,9 +120,9 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         }
     };
     // A place in the queue before accepting: a delivery accepted is always worked on.
-    let permit = match app.queue.try_reserve() {
-        Ok(p) => p,
-        Err(_) => {
+    let permit = match app.queue.reserve() {
+        Some(p) => p,
+        None => {
             app.metrics.delivery(&event, "queue_full");
             tracing::warn!(target: "flow.serve", delivery = %id, "work queue full: answered 503");
             return text(StatusCode::SERVICE_UNAVAILABLE, "queue full\n");
@@ -133,9 +137,7 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     };
     match app.coordinator.accept(&delivery, DEDUP_TTL_MS).await {
         Ok(Accepted::New) => {
-            permit.send(Work::Deliveries(repository));
-            app.metrics
-                .set_queue_depth(app.queue.max_capacity() - app.queue.capacity());
+            permit.commit(&repository);
             app.metrics.delivery(&event, "accepted");
             text(StatusCode::ACCEPTED, "accepted\n")
         }
@@ -162,21 +164,41 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.stopping.load(Ordering::SeqCst) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    match app.coordinator.ping().await {
-        Ok(()) => text(StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(target: "flow.serve", error = %e, "not ready");
-            text(
+    if let Err(e) = app.coordinator.ping().await {
+        tracing::warn!(target: "flow.serve", error = %e, "not ready");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordination unavailable\n",
+        );
+    }
+    if let Some(dir) = &app.state_dir {
+        let probe = dir.clone();
+        let writable = tokio::task::spawn_blocking(move || writable(&probe))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = writable {
+            tracing::warn!(target: "flow.serve", state = %dir.display(), error = %e, "not ready: the state directory is not writable");
+            return text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "coordination unavailable\n",
-            )
+                "state directory not writable\n",
+            );
         }
     }
+    text(StatusCode::OK, "ready\n")
+}
+
+/// Whether a state can be saved in `dir`: created if missing (as a save does), a file
+/// written and removed.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".flow-ready-{}", std::process::id()));
+    std::fs::write(&probe, b"ready\n")?;
+    std::fs::remove_file(&probe)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    app.metrics
-        .set_queue_depth(app.queue.max_capacity() - app.queue.capacity());
+    let (waiting, queued) = app.queue.depth();
+    app.metrics.set_queue_depth(waiting, queued);
     (
         [(
             header::CONTENT_TYPE,

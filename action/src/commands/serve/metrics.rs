@@ -2,9 +2,10 @@
 //!
 //! Exporter parity (the facts of cpanato/github_actions_exporter, our names): run and job
 //! duration and queue-time histograms and status/conclusion counters, labelled by repository,
-//! workflow, branch (and job, conclusion), counted from the deliveries — each run attempt, job
-//! and status once, through the coordinator's first-seen check, so a redelivery or a replica's
-//! redo does not count twice. Then our KPIs per workflow and the open alerts, from each
+//! workflow, branch (and job, conclusion), counted from the deliveries and, for runs whose
+//! delivery was lost, from the monitoring invocations that found them — each run attempt, job
+//! and status once, through the coordinator's first-seen check, so a redelivery, a run seen
+//! both ways or a replica's redo does not count twice. Then our KPIs per workflow and the open alerts, from each
 //! repository's latest monitoring report, and the service's own counters.
 //!
 //! Names follow `report::Report::to_prometheus` (`flow_telemetry_…`, seconds).
@@ -146,6 +147,7 @@ pub(crate) struct Metrics {
     alerts_open: Family<RepoLabels, FloatGauge>,
     deliveries: Family<DeliveryLabels, Counter>,
     processed: Family<ResultLabels, Counter>,
+    waiting: Gauge,
     queued: Gauge,
     snapshots: Mutex<HashMap<String, Snapshot>>,
     accepted_n: AtomicU64,
@@ -185,6 +187,7 @@ impl Metrics {
             alerts_open: Family::default(),
             deliveries: Family::default(),
             processed: Family::default(),
+            waiting: Gauge::default(),
             queued: Gauge::default(),
             snapshots: Mutex::default(),
             accepted_n: AtomicU64::new(0),
@@ -269,7 +272,12 @@ impl Metrics {
         );
         registry.register(
             "flow_serve_queue_depth",
-            "Work items waiting for a worker",
+            "Deliveries accepted and not yet picked up by a worker (the webhook answers 503 at serve.queue_capacity)",
+            m.waiting.clone(),
+        );
+        registry.register(
+            "flow_serve_queued_repositories",
+            "Repositories waiting for a worker",
             m.queued.clone(),
         );
         Self { registry, ..m }
@@ -313,9 +321,10 @@ impl Metrics {
         self.processed_n.load(Ordering::Relaxed)
     }
 
-    /// The number of work items waiting.
-    pub(crate) fn set_queue_depth(&self, n: usize) {
-        self.queued.set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// The deliveries waiting for a worker and the repositories queued.
+    pub(crate) fn set_queue_depth(&self, waiting: usize, queued: usize) {
+        self.waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 
     /// Records a run's status; `timed` when its completion was seen for the first time

@@ -4,6 +4,8 @@
 //!
 //! - [`http`] has the routes; the webhook verifies, parses, reserves a place in the bounded
 //!   queue, has the [`Coordinator`] accept the delivery, and answers 202.
+//! - [`queue`] is the work queue: repositories, each at most once, bounded by the deliveries
+//!   accepted and not yet picked up by a worker.
 //! - [`worker`] has the workers: each takes a repository's lease, processes its inbox through
 //!   the monitor's orchestrator for the repository, acknowledges, releases. Reconciliation
 //!   polls each watched repository periodically, and a sweep picks up inboxes left behind.
@@ -15,6 +17,7 @@
 
 mod http;
 mod metrics;
+mod queue;
 mod worker;
 
 use std::net::SocketAddr;
@@ -25,21 +28,11 @@ use anyhow::Context as _;
 use flow_telemetry::serve::{Coordinator, MemoryCoordinator, RedisCoordinator, WebhookSecret};
 use flow_telemetry::{Clock, SecretString, SystemClock};
 use secrecy::ExposeSecret as _;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 use crate::report::Outcome;
 use crate::settings::Ctx;
-
-/// One item of the bounded work queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Work {
-    /// Deliveries were accepted for this repository: drain its inbox.
-    Deliveries(String),
-    /// Time to poll this repository for runs whose delivery was missed.
-    Reconcile(String),
-}
 
 pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     // A workflow step ends; a service does not.
@@ -121,31 +114,30 @@ async fn run(
     let serve = settings.config.serve.clone();
     let coordinator = coordinator(&settings, clock.clone()).await?;
     let capacity = usize::try_from(serve.queue_capacity).unwrap_or(usize::MAX >> 4);
-    let (tx, rx) = mpsc::channel::<Work>(capacity.min(1 << 20));
+    let queue = Arc::new(queue::WorkQueue::new(capacity));
     let metrics = Arc::new(metrics::Metrics::new());
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
+    let settings_state = settings.config.telemetry.state.clone();
     let repos = Arc::new(worker::Repos::new(settings, open_issues));
     let watched = worker::Watched::new(&repos)?;
     let pool = worker::Pool {
         coordinator: coordinator.clone(),
         repos: repos.clone(),
         metrics: metrics.clone(),
-        busy: Arc::default(),
+        queue: queue.clone(),
         lease_ms: serve.lease_secs.saturating_mul(1000),
     };
-    let workers = pool.start(
-        rx,
-        usize::try_from(serve.workers).unwrap_or(1).clamp(1, 256),
-    );
-    let background = pool.background(tx.clone(), watched, serve.reconcile_secs, stop.clone());
+    let workers = pool.start(usize::try_from(serve.workers).unwrap_or(1).clamp(1, 256));
+    let background = pool.background(watched, serve.reconcile_secs, stop.clone());
     let app = Arc::new(http::App {
         secret,
         coordinator: coordinator.clone(),
-        queue: tx,
+        queue: queue.clone(),
         metrics: metrics.clone(),
         clock,
         stopping: stopping.clone(),
+        state_dir: state_dir(settings_state.as_deref()),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -167,9 +159,10 @@ async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
-    // The router (and its queue sender) is gone; the background tasks stop on `stop`: once
-    // they have, the queue closes and the workers finish what it holds.
+    // The router is gone; the background tasks stop on `stop`: once they have, the queue
+    // closes and the workers finish what it holds.
     let _ = background.await;
+    queue.close();
     for w in workers {
         let _ = w.await;
     }
@@ -180,6 +173,13 @@ async fn run(
         accepted: metrics.accepted(),
         processed: metrics.processed_count(),
     })
+}
+
+/// The state directory of `--state DIR` (none for Redis or memory).
+fn state_dir(state: Option<&str>) -> Option<std::path::PathBuf> {
+    state
+        .filter(|s| !s.starts_with("redis://") && !s.starts_with("rediss://"))
+        .map(std::path::PathBuf::from)
 }
 
 /// Says where the service listens, on stderr whatever the log filter (supervisors and tests
