@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Without arguments the client is configured from the environment (`OPENAI_API_KEY`,
-//! `OPENAI_BASE_URL`, `FLOW_LLM_MODEL`, `GITHUB_TOKEN`, `AZURE_OPENAI_*`).
+//! `OPENAI_BASE_URL`, `FLOW_LLM_MODEL`, `GITHUB_TOKEN`, `AZURE_OPENAI_*`) and the configuration
+//! file, as the `flow` binary resolves them (`flow_orchestrator::Settings::client_config`).
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use anyhow::Context;
 use flow_llm::{
     ChatModelExt, ChatRequest, ClientConfig, HttpClient, Message, RetryPolicy, delegate,
 };
+use flow_orchestrator::settings::{Settings, Sources};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -36,7 +38,10 @@ fn config_from_args() -> anyhow::Result<ClientConfig> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {
-            ClientConfig::from_env().context("configure a provider, or pass BASE_URL KEY [MODEL]")
+            let env = |k: &str| std::env::var(k).ok();
+            Settings::resolve(&Sources::new(&env))
+                .and_then(|s| s.client_config())
+                .context("configure a provider, or pass BASE_URL KEY [MODEL]")
         }
         [base_url, key, rest @ ..] => {
             let key = (key != "-").then(|| key.as_str().into());

@@ -11,6 +11,8 @@ mod fake_github;
 mod harness;
 mod llm;
 mod monitor;
+/// The binary, the sample, the jobs endpoint and invocations of the `flow monitor` tests.
+mod monitor_support;
 mod otlp;
 /// The workspace's harness that starts a real `redis-server` (FLOW_REDIS_SERVER, else PATH).
 #[path = "../../../crates/flow-cache/tests/it/redis_server.rs"]

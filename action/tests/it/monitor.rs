@@ -1,19 +1,6 @@
 //! `flow monitor` offline: the bundled sample (the README's main job) and an exported file.
 
-use std::process::Command;
-
-fn flow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flow"));
-    c.env_remove("GITHUB_ACTIONS")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GITHUB_REPOSITORY")
-        .env_remove("FLOW_REPOSITORY")
-        .env_remove("FLOW_CONFIG")
-        .env_remove("FLOW_LLM_PROVIDER")
-        .env_remove("RUST_LOG");
-    c
-}
+use crate::monitor_support::{flow, mount_no_jobs, output, sample_runs, success_json};
 
 #[test]
 fn main_job_runs_offline_on_the_bundled_sample() {
@@ -121,12 +108,7 @@ fn a_missing_file_fails_with_its_name() {
 async fn a_repository_through_the_github_rest_api() {
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
-        .unwrap()
-        .lines()
-        .take(230)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut runs = sample_runs(230);
     runs.reverse(); // GitHub lists newest first
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -140,41 +122,13 @@ async fn a_repository_through_the_github_rest_api() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path_regex(
-            "^/repos/octo/app/actions/runs/[0-9]+/jobs$",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"total_count": 0, "jobs": []})),
-        )
-        .mount(&server)
-        .await;
-    let uri = server.uri();
-    let out = tokio::task::spawn_blocking(move || {
-        flow()
-            .args([
-                "monitor",
-                "--json",
-                "--repo",
-                "octo/app",
-                "--api-url",
-                &uri,
-                "--branch",
-                "*",
-            ])
-            .env("GITHUB_TOKEN", "ghs_monitor_token")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    mount_no_jobs(&server, "octo/app").await;
+    let mut cmd = flow();
+    cmd.args(["monitor", "--json", "--repo", "octo/app", "--api-url"])
+        .arg(server.uri())
+        .args(["--branch", "*"])
+        .env("GITHUB_TOKEN", "ghs_monitor_token");
+    let v = success_json(&output(cmd).await);
     assert_eq!(v["origin"]["kind"], "repository");
     assert_eq!(v["origin"]["name"], "octo/app");
     assert_eq!(v["runs"], 230);
@@ -195,12 +149,7 @@ async fn a_repository_through_the_github_rest_api() {
 async fn since_and_until_filter_the_api_listing() {
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
-        .unwrap()
-        .lines()
-        .take(40)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let runs = sample_runs(40);
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/repos/octo/app/actions/runs"))
@@ -215,23 +164,12 @@ async fn since_and_until_filter_the_api_listing() {
         .expect(1..)
         .mount(&server)
         .await;
-    let uri = server.uri();
-    let out = tokio::task::spawn_blocking(move || {
-        flow()
-            .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
-            .args(["--since", "2024-01-01", "--until", "2024-01-31"])
-            .env("GITHUB_TOKEN", "ghs_t")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = flow();
+    cmd.args(["monitor", "--json", "--repo", "octo/app", "--api-url"])
+        .arg(server.uri())
+        .args(["--since", "2024-01-01", "--until", "2024-01-31"])
+        .env("GITHUB_TOKEN", "ghs_t");
+    let v = success_json(&output(cmd).await);
     assert_eq!(v["history"]["schema"], "flow-telemetry/history/1");
     server.verify().await;
 }
@@ -305,12 +243,7 @@ fn monitor_json(args: &[&str]) -> serde_json::Value {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    success_json(&out)
 }
 
 /// An export larger than the API's default read (1,000 runs): `--from-file` reads all of it,
@@ -383,12 +316,7 @@ fn since_until_and_merged_shards_equal_the_whole() {
         .args(["report", "merge", "a.json", "b.json", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let merged = success_json(&out);
     assert_eq!(merged["runs"], 1_200);
     assert_eq!(merged["sources"], 2);
     for (m, w) in merged["workflows"]
@@ -476,14 +404,9 @@ impl wiremock::Respond for Conditional {
 /// invocation each one on an unchanged history is one conditional request answered 304.
 #[tokio::test(flavor = "multi_thread")]
 async fn invocations_with_state_resolve_the_name_once_and_then_cost_one_304() {
-    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let mut runs: Vec<serde_json::Value> = flow_telemetry::sample::ndjson()
-        .unwrap()
-        .lines()
-        .take(120)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut runs = sample_runs(120);
     runs.reverse(); // GitHub lists newest first
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -505,52 +428,28 @@ async fn invocations_with_state_resolve_the_name_once_and_then_cost_one_304() {
         })))
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/repos/octo/app/actions/runs/[0-9]+/jobs$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"total_count": 0, "jobs": []})),
-        )
-        .mount(&server)
-        .await;
+    mount_no_jobs(&server, "octo/app").await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let invoke = |workflow: &'static str| {
         let uri = server.uri();
         let state = state.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                flow()
-                    .args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
-                    .args(["--workflow", workflow, "--branch", "*", "--state"])
-                    .arg(&state)
-                    .env("GITHUB_TOKEN", "ghs_monitor_token")
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
+        let mut cmd = flow();
+        cmd.args(["monitor", "--json", "--repo", "octo/app", "--api-url", &uri])
+            .args(["--workflow", workflow, "--branch", "*", "--state"])
+            .arg(&state)
+            .env("GITHUB_TOKEN", "ghs_monitor_token");
+        output(cmd)
     };
     let requests = || async { server.received_requests().await.unwrap().len() };
     let out = invoke("Build / Test").await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = success_json(&out);
     assert_eq!(v["workflow"]["id"], 12);
     assert_eq!(v["runs"], 120);
     for i in 0..10 {
         let before = requests().await;
         let out = invoke("Build / Test").await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = success_json(&out);
         assert_eq!(
             (v["runs"].as_u64(), v["writes"].as_u64()),
             (Some(0), Some(0))

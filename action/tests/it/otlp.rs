@@ -3,7 +3,7 @@
 //! OTLP protobuf it receives with the OpenTelemetry proto definitions.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use flow_telemetry::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use flow_telemetry::otlp::proto::common::v1::any_value::Value;
@@ -11,24 +11,7 @@ use prost::Message as _;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-fn flow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flow"));
-    for var in [
-        "GITHUB_ACTIONS",
-        "OPENAI_API_KEY",
-        "GITHUB_TOKEN",
-        "GITHUB_REPOSITORY",
-        "FLOW_REPOSITORY",
-        "FLOW_CONFIG",
-        "FLOW_LLM_PROVIDER",
-        "FLOW_OTLP_ENDPOINT",
-        "FLOW_OTLP_HEADERS",
-        "RUST_LOG",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
+use crate::monitor_support::{flow, output, success_json};
 
 /// The runs GitHub lists (newest first), shared with the responder so a test can add some.
 #[derive(Clone, Default)]
@@ -122,9 +105,7 @@ impl Peers {
             .args(["--otlp-endpoint", otlp])
             .args(["--otlp-header", "x-api-key=k3y-s3cret"])
             .env("GITHUB_TOKEN", "ghs_monitor_token");
-        tokio::task::spawn_blocking(move || c.output().unwrap())
-            .await
-            .unwrap()
+        output(c).await
     }
 
     /// Run id → how many times its run span reached the collector.
@@ -160,15 +141,6 @@ impl Peers {
     }
 }
 
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Three invocations with the state carried: each completed run is exported exactly once, in
 /// the invocation that first observed it, with its job and steps; a quiet invocation sends
 /// nothing.
@@ -180,7 +152,7 @@ async fn each_completed_run_is_exported_once_across_invocations() {
     peers.add(1..=6);
     let out = peers.monitor(&state, &peers.collector.uri()).await;
     assert!(!String::from_utf8_lossy(&out.stderr).contains("k3y-s3cret"));
-    let v = json(&out);
+    let v = success_json(&out);
     assert_eq!(v["runs"], 6);
     assert_eq!(v["otlp"]["exported"], 6, "{v}");
     // Run + job + 10 steps each.
@@ -190,7 +162,7 @@ async fn each_completed_run_is_exported_once_across_invocations() {
     assert_eq!(first.len(), 6);
 
     peers.add(7..=8);
-    let v = json(&peers.monitor(&state, &peers.collector.uri()).await);
+    let v = success_json(&peers.monitor(&state, &peers.collector.uri()).await);
     assert_eq!(
         (v["runs"].as_u64(), v["otlp"]["exported"].as_u64()),
         (Some(2), Some(2)),
@@ -198,7 +170,7 @@ async fn each_completed_run_is_exported_once_across_invocations() {
     );
     let requests = peers.collector.received_requests().await.unwrap().len();
 
-    let v = json(&peers.monitor(&state, &peers.collector.uri()).await);
+    let v = success_json(&peers.monitor(&state, &peers.collector.uri()).await);
     assert_eq!(
         (v["runs"].as_u64(), v["otlp"]["exported"].as_u64()),
         (Some(0), Some(0)),
@@ -229,7 +201,7 @@ async fn a_collector_that_is_down_does_not_fail_the_monitoring() {
         .port();
     let down = format!("http://127.0.0.1:{port}");
     let out = peers.monitor(&state, &down).await;
-    let v = json(&out);
+    let v = success_json(&out);
     assert_eq!(v["runs"], 3);
     assert_eq!(
         (v["otlp"]["exported"].as_u64(), v["otlp"]["failed"].as_u64()),
@@ -244,7 +216,7 @@ async fn a_collector_that_is_down_does_not_fail_the_monitoring() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("k3y-s3cret"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("k3y-s3cret"));
     // The next invocation reads nothing new: the state advanced although the export failed.
-    let v = json(&peers.monitor(&state, &peers.collector.uri()).await);
+    let v = success_json(&peers.monitor(&state, &peers.collector.uri()).await);
     assert_eq!(v["runs"], 0);
 
     // In text mode the failure is a line and a warning, and the exit status is still 0 (a
@@ -264,9 +236,7 @@ async fn a_collector_that_is_down_does_not_fail_the_monitoring() {
         .arg(&state)
         .args(["--otlp-endpoint", &down])
         .env("GITHUB_TOKEN", "ghs_monitor_token");
-    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap();
+    let out = output(c).await;
     assert!(
         out.status.success(),
         "{}",

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flow_orchestrator_core::{Clock, Jitter, RandomJitter, Sleeper, SystemClock, TokioSleeper};
+use flow_orchestrator_core::Timing;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
@@ -193,9 +193,7 @@ pub struct Client {
     cfg: Arc<Config>,
     /// `Bearer …` for [`Target::Named`] requests; sensitive.
     named_auth: Option<HeaderValue>,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    timing: Timing,
     etags: Arc<Mutex<HashMap<String, Cached>>>,
     stats: Arc<Stats>,
     rate: Arc<Mutex<RateLimit>>,
@@ -270,35 +268,24 @@ impl Client {
             bare: Arc::default(),
             cfg: Arc::new(cfg),
             named_auth,
-            clock: Arc::new(SystemClock),
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(RandomJitter),
+            timing: Timing::default(),
             etags: Arc::default(),
             stats: Arc::default(),
             rate: Arc::default(),
         })
     }
 
-    /// Uses `clock` for rate-limit resets and HTTP dates.
+    /// Uses `timing` for rate-limit resets and HTTP dates (its clock), every wait (its sleeper)
+    /// and the back-off of retries (its jitter); [`Timing::manual`] in tests.
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
         self
     }
 
-    /// Uses `sleeper` for every wait.
-    #[must_use]
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
-        self
-    }
-
-    /// Uses `jitter` for back-off ([`flow_orchestrator_core::FixedJitter`] or [`flow_orchestrator_core::SeededJitter`]
-    /// in tests).
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
-        self
+    /// The clock, sleeper and jitter in use.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
     }
 
     /// The settings.
@@ -414,11 +401,13 @@ impl Client {
         let header = |name: &str| h.get(name)?.to_str().ok();
         // Secondary limits say `retry-after`; a spent primary quota says when it resets.
         if let Some(wait) =
-            flow_orchestrator_core::retry_after(header, self.clock.now_system_time())
+            flow_orchestrator_core::retry_after(header, self.timing.clock.now_system_time())
         {
             return Some(wait);
         }
-        if let Some(wait) = flow_orchestrator_core::rate_limit_reset(header, self.clock.now_ms()) {
+        if let Some(wait) =
+            flow_orchestrator_core::rate_limit_reset(header, self.timing.clock.now_ms())
+        {
             return Some(wait);
         }
         // A secondary limit without `retry-after`: GitHub asks for at least a minute.
@@ -433,7 +422,7 @@ impl Client {
         let (Some(0), Some(reset)) = (known.remaining, known.reset_ms) else {
             return Ok(());
         };
-        let ms = reset.saturating_sub(self.clock.now_ms());
+        let ms = reset.saturating_sub(self.timing.clock.now_ms());
         if ms <= 0 {
             return Ok(());
         }
@@ -450,7 +439,7 @@ impl Client {
         }
         bump(&self.stats.rate_limit_waits);
         tracing::warn!(target: "flow.github", wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "github quota spent; waiting for its reset");
-        self.sleeper.sleep(wait).await;
+        self.timing.sleeper.sleep(wait).await;
         Ok(())
     }
 
@@ -618,7 +607,7 @@ impl Client {
                 if let Ok(mut r) = self.rate.lock() {
                     r.remaining = None;
                 }
-                self.sleeper.sleep(wait).await;
+                self.timing.sleeper.sleep(wait).await;
                 continue;
             }
             if status.is_server_error() && idempotent && attempt < self.cfg.max_retries {
@@ -632,9 +621,9 @@ impl Client {
 
     async fn back_off(&self, attempt: u32, ctx: &Context, why: &str) {
         bump(&self.stats.retries);
-        let wait = self.cfg.backoff.delay(attempt, self.jitter.as_ref());
+        let wait = self.cfg.backoff.delay(attempt, self.timing.jitter.as_ref());
         tracing::debug!(target: "flow.github", request = %ctx, attempt, why, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "retrying");
-        self.sleeper.sleep(wait).await;
+        self.timing.sleeper.sleep(wait).await;
     }
 
     /// GETs `uri`, which answers with a redirect (job and run logs): its `Location`, or `None`

@@ -10,9 +10,10 @@
 //!   answers with the cached page and is counted ([`ApiCounts::not_modified`]);
 //! - primary rate limits (`x-ratelimit-remaining: 0` → wait until `x-ratelimit-reset`, capped
 //!   by [`Config::max_wait`]) and secondary ones (403/429 with `retry-after`, else a minute),
-//!   waited through the injected [`flow_orchestrator_core::Clock`] and [`flow_orchestrator_core::Sleeper`];
+//!   waited through the injected [`flow_orchestrator_core::Timing`] (clock and sleeper;
+//!   [`Client::with_timing`]);
 //! - 5xx and lost connections of idempotent methods retried with exponential back-off and full
-//!   jitter ([`flow_orchestrator_core::Backoff`], injectable [`flow_orchestrator_core::Jitter`]);
+//!   jitter ([`flow_orchestrator_core::Backoff`], the timing's [`flow_orchestrator_core::Jitter`]);
 //! - errors of one shape ([`Error`]: a [`ErrorKind`], the request's method and path, the cause
 //!   as `source`) with the token redacted from any text GitHub echoes;
 //! - downloads of signed links without credentials ([`Client::download_tail`]) and uploads

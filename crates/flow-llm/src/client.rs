@@ -83,14 +83,6 @@ impl HttpClient {
         })
     }
 
-    /// Builds a client from the environment ([`ClientConfig::from_env`]).
-    ///
-    /// # Errors
-    /// As [`ClientConfig::from_env`] and [`HttpClient::new`].
-    pub fn from_env() -> Result<Self> {
-        Self::new(ClientConfig::from_env()?)
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.config

@@ -1,11 +1,14 @@
-//! Provider configuration, in code or from the environment.
+//! Provider configuration, in code: a constructor per provider and `with_*` setters.
+//!
+//! Nothing here reads the environment: a program resolves its settings at its top and passes
+//! typed values (`flow_orchestrator::Settings::client_config` does it from the environment
+//! and the configuration file, with the variable names of its `env` registry).
 
 use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::error::{Error, Result};
 use crate::quirks::Quirks;
 
 /// The OpenAI API base URL.
@@ -153,103 +156,6 @@ impl ClientConfig {
         Self::base(Provider::Compatible, base_url, api_key, model.into())
     }
 
-    /// Reads the configuration from the process environment; see [`ClientConfig::from_lookup`].
-    ///
-    /// # Errors
-    /// [`crate::ErrorKind::Config`] when no provider can be made from the variables.
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    }
-
-    /// Builds the configuration from variables read through `var`:
-    ///
-    /// - `FLOW_LLM_PROVIDER`: `openai`, `github-models`, `azure` or `compatible`; when unset the
-    ///   first match of `OPENAI_BASE_URL` (compatible, or openai for api.openai.com),
-    ///   `OPENAI_API_KEY` (openai), `AZURE_OPENAI_ENDPOINT` (azure) and `GITHUB_TOKEN`
-    ///   (GitHub Models) wins;
-    /// - `OPENAI_API_KEY`, `OPENAI_BASE_URL`; `GITHUB_TOKEN`, `FLOW_LLM_GITHUB_ORG`;
-    ///   `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `AZURE_OPENAI_DEPLOYMENT`;
-    /// - `FLOW_LLM_MODEL` (or `OPENAI_MODEL`) and `FLOW_LLM_TIMEOUT_SECS`.
-    ///
-    /// # Errors
-    /// [`crate::ErrorKind::Config`] naming the missing or invalid variable.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let secret = |k: &str| var(k).map(SecretString::from);
-        let provider = match var("FLOW_LLM_PROVIDER").as_deref() {
-            Some(p) => p.to_ascii_lowercase(),
-            None if var("OPENAI_BASE_URL").is_some_and(|u| !u.contains("api.openai.com")) => {
-                "compatible".into()
-            }
-            None if var("OPENAI_API_KEY").is_some() => "openai".into(),
-            None if var("AZURE_OPENAI_ENDPOINT").is_some() => "azure".into(),
-            None if var("GITHUB_TOKEN").is_some() => "github-models".into(),
-            None => {
-                return Err(Error::config(
-                    "no LLM provider configured: set OPENAI_API_KEY, OPENAI_BASE_URL, \
-                     AZURE_OPENAI_ENDPOINT or GITHUB_TOKEN (or FLOW_LLM_PROVIDER)",
-                ));
-            }
-        };
-        let model = var("FLOW_LLM_MODEL").or_else(|| var("OPENAI_MODEL"));
-        let missing = |name: &str| {
-            Error::config(format!(
-                "{name} is not set: expected it for provider {provider}"
-            ))
-        };
-        let mut config = match provider.as_str() {
-            "openai" => {
-                let mut c = Self::openai(
-                    secret("OPENAI_API_KEY").ok_or_else(|| missing("OPENAI_API_KEY"))?,
-                );
-                if let Some(url) = var("OPENAI_BASE_URL") {
-                    c.base_url = url.trim_end_matches('/').to_owned();
-                }
-                c
-            }
-            "github" | "github-models" => {
-                let token = secret("GITHUB_TOKEN").ok_or_else(|| missing("GITHUB_TOKEN"))?;
-                match var("FLOW_LLM_GITHUB_ORG") {
-                    Some(org) => Self::github_models_org(token, &org),
-                    None => Self::github_models(token),
-                }
-            }
-            "azure" | "azure-openai" => {
-                let endpoint =
-                    var("AZURE_OPENAI_ENDPOINT").ok_or_else(|| missing("AZURE_OPENAI_ENDPOINT"))?;
-                let key = secret("AZURE_OPENAI_API_KEY")
-                    .ok_or_else(|| missing("AZURE_OPENAI_API_KEY"))?;
-                let deployment = var("AZURE_OPENAI_DEPLOYMENT")
-                    .or_else(|| model.clone())
-                    .ok_or_else(|| missing("AZURE_OPENAI_DEPLOYMENT"))?;
-                Self::azure(&endpoint, key, deployment)
-            }
-            "compatible" => {
-                let url = var("OPENAI_BASE_URL").ok_or_else(|| missing("OPENAI_BASE_URL"))?;
-                let m = model.clone().ok_or_else(|| missing("FLOW_LLM_MODEL"))?;
-                Self::compatible(&url, secret("OPENAI_API_KEY"), m)
-            }
-            other => {
-                return Err(Error::config(format!(
-                    "FLOW_LLM_PROVIDER is {other:?}: expected openai, github-models, azure or compatible"
-                )));
-            }
-        };
-        if let Some(m) = model
-            && config.provider != Provider::AzureOpenAi
-        {
-            config.model = m;
-        }
-        if let Some(t) = var("FLOW_LLM_TIMEOUT_SECS") {
-            let secs: u64 = t.parse().map_err(|_| {
-                Error::config(format!(
-                    "FLOW_LLM_TIMEOUT_SECS is {t:?}: expected whole seconds"
-                ))
-            })?;
-            config.timeout = Duration::from_secs(secs);
-        }
-        Ok(config)
-    }
-
     /// Sets the default model (used when a request leaves `model` empty).
     #[must_use]
     pub fn with_model(mut self, model: impl Into<String>) -> Self {
@@ -300,6 +206,16 @@ impl ClientConfig {
         &self.model
     }
 
+    /// Whether requests carry an API key (a compatible server may need none).
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// The total timeout of one HTTP attempt.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The URL requests are posted to.
     pub fn endpoint(&self) -> String {
         format!("{}/chat/completions", self.base_url)
@@ -310,69 +226,31 @@ impl ClientConfig {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
 
     #[test]
-    fn environment_picks_the_provider() {
-        let c = ClientConfig::from_lookup(env(&[
-            ("OPENAI_API_KEY", "sk-1"),
-            ("OPENAI_MODEL", "gpt-4.1"),
-        ]))
-        .unwrap();
-        assert_eq!((c.provider.name(), c.model.as_str()), ("openai", "gpt-4.1"));
-        assert_eq!(c.endpoint(), "https://api.openai.com/v1/chat/completions");
-
-        let c = ClientConfig::from_lookup(env(&[
-            ("GITHUB_TOKEN", "t"),
-            ("FLOW_LLM_GITHUB_ORG", "acme"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.endpoint(),
-            "https://models.github.ai/orgs/acme/inference/chat/completions"
-        );
-
-        let c = ClientConfig::from_lookup(env(&[
-            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com/"),
-            ("AZURE_OPENAI_API_KEY", "k"),
-            ("AZURE_OPENAI_DEPLOYMENT", "prod-4o"),
-        ]))
-        .unwrap();
+    fn constructors_name_the_endpoint_and_setters_replace_one_field() {
+        let c = ClientConfig::azure("https://x.openai.azure.com/", "k".into(), "prod-4o")
+            .with_timeout(Duration::from_secs(7));
         assert_eq!(
             c.endpoint(),
             "https://x.openai.azure.com/openai/v1/chat/completions"
         );
-        assert_eq!(c.model, "prod-4o");
-
-        let c = ClientConfig::from_lookup(env(&[
-            ("OPENAI_BASE_URL", "http://localhost:11434/v1"),
-            ("FLOW_LLM_MODEL", "llama3.2"),
-        ]))
-        .unwrap();
-        assert_eq!(c.provider, Provider::Compatible);
-        assert!(c.api_key.is_none());
-    }
-
-    #[test]
-    fn environment_errors_name_the_variable() {
-        let e = ClientConfig::from_lookup(env(&[])).unwrap_err();
-        assert!(e.to_string().contains("OPENAI_API_KEY"));
-        let e = ClientConfig::from_lookup(env(&[("FLOW_LLM_PROVIDER", "azure")])).unwrap_err();
-        assert!(e.to_string().contains("AZURE_OPENAI_ENDPOINT"), "{e}");
-        let e = ClientConfig::from_lookup(env(&[
-            ("OPENAI_API_KEY", "k"),
-            ("FLOW_LLM_TIMEOUT_SECS", "soon"),
-        ]))
-        .unwrap_err();
-        assert!(e.to_string().contains("FLOW_LLM_TIMEOUT_SECS"), "{e}");
+        assert_eq!(
+            (c.model(), c.timeout()),
+            ("prod-4o", Duration::from_secs(7))
+        );
+        let c = ClientConfig::compatible("http://localhost:11434/v1/", None, "llama3.2");
+        assert_eq!(c.provider(), &Provider::Compatible);
+        assert!(!c.has_api_key());
+        assert_eq!(c.endpoint(), "http://localhost:11434/v1/chat/completions");
+        let c = ClientConfig::github_models_org("t".into(), "acme").with_model("openai/gpt-4.1");
+        assert_eq!(
+            (c.endpoint().as_str(), c.model()),
+            (
+                "https://models.github.ai/orgs/acme/inference/chat/completions",
+                "openai/gpt-4.1"
+            )
+        );
     }
 
     #[test]

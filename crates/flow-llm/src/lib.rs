@@ -28,7 +28,11 @@
 //! # Example
 //!
 //! A typed decision from a model; here a stand-in `ChatModel`, where a program would use
-//! `HttpClient::from_env()?.with_retry(RetryPolicy::default())`.
+//! `HttpClient::new(ClientConfig::openai(key))?.with_retry(RetryPolicy::default())` with the
+//! key its own settings hold. The crate reads no environment variable: [`ClientConfig`] is
+//! built from typed values (`openai`, `github_models`, `azure`, `compatible`, then `with_*`);
+//! `flow_orchestrator::Settings::client_config` builds one from the environment and the
+//! configuration file for programs that want that.
 //!
 //! ```
 //! use async_trait::async_trait;
@@ -101,7 +105,7 @@ pub use protocol::{
     Usage,
 };
 pub use quirks::{ModelQuirks, Quirks};
-pub use retry::{Retry, RetryPolicy, Sleeper, TokioSleeper};
+pub use retry::{Retry, RetryPolicy, Sleeper, Timing, TokioSleeper};
 
 /// The redacting secret type [`ClientConfig`] takes keys in (re-exported so that callers
 /// need no extra dependency).

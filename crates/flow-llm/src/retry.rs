@@ -1,18 +1,17 @@
 //! The retry decorator: exponential backoff with full jitter, honouring the server's wait.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flow_orchestrator_core::{Backoff, Jitter, RandomJitter};
+use flow_orchestrator_core::Backoff;
 use tracing::Instrument;
 
 use crate::error::Result;
 use crate::model::ChatModel;
 use crate::protocol::{ChatRequest, ChatResponse};
 
-pub use flow_orchestrator_core::{Sleeper, TokioSleeper};
+pub use flow_orchestrator_core::{Sleeper, Timing, TokioSleeper};
 
 /// When and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,13 +92,12 @@ impl RetryPolicy {
 /// Retries the inner model on retryable errors ([`crate::Error::is_retryable`]), never
 /// sleeping past the request's deadline. The response's `meta.attempts` counts the attempts,
 /// and so does a final error's [`crate::Error::attempts`]. Cloning a `Retry` over a cloneable
-/// model (such as [`crate::HttpClient`]) shares the connection pool and the sleeper.
+/// model (such as [`crate::HttpClient`]) shares the connection pool and the [`Timing`].
 #[derive(Clone)]
 pub struct Retry<M> {
     inner: M,
     policy: RetryPolicy,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    timing: Timing,
 }
 
 impl<M> fmt::Debug for Retry<M> {
@@ -116,22 +114,15 @@ impl<M: ChatModel> Retry<M> {
         Self {
             inner,
             policy,
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(RandomJitter),
+            timing: Timing::default(),
         }
     }
 
-    /// Replaces the sleeper (tests use one that records the waits).
+    /// Uses `timing`'s sleeper for the waits (tests record them: [`Timing::manual`]) and its
+    /// jitter for the back-off. (Its clock is unused: deadlines are tokio instants.)
     #[must_use]
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
-        self
-    }
-
-    /// Replaces the source of jitter (tests use `flow_orchestrator_core::FixedJitter` or `SeededJitter`).
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
         self
     }
 
@@ -159,7 +150,7 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                     if !(e.is_retryable() && attempt <= self.policy.max_retries) {
                         return Err(e.with_attempts(spent));
                     }
-                    let unit = self.jitter.unit();
+                    let unit = self.timing.jitter.unit();
                     let delay = self.policy.delay(attempt, e.retry_after(), unit);
                     if let Some(deadline) = request.options.deadline
                         && tokio::time::Instant::now()
@@ -171,7 +162,7 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                         return Err(e.with_attempts(spent));
                     }
                     tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying");
-                    self.sleeper.sleep(delay).await;
+                    self.timing.sleeper.sleep(delay).await;
                     attempt += 1;
                 }
             }

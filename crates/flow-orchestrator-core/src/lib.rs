@@ -7,6 +7,8 @@
 //!   `x-ratelimit-*` quota resets, and [`Backoff`] computes exponential back-off with full
 //!   jitter from an injectable [`Jitter`] source ([`RandomJitter`], [`SeededJitter`],
 //!   [`FixedJitter`]).
+//! - [`Timing`] bundles the three (clock, sleeper, jitter) that every retrying client holds:
+//!   `Timing::default()` for the real world, [`Timing::manual`] for tests.
 //!
 //! It knows nothing of HTTP clients: header lookups are closures, so flow-cache can use the
 //! clock without pulling in an HTTP stack.
@@ -41,8 +43,10 @@ mod backoff;
 mod clock;
 mod retry_after;
 mod sleep;
+mod timing;
 
 pub use backoff::{Backoff, FixedJitter, Jitter, RandomJitter, SeededJitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use retry_after::{MAX_SERVER_WAIT, rate_limit_reset, retry_after};
 pub use sleep::{RecordingSleeper, Sleeper, TokioSleeper};
+pub use timing::Timing;

@@ -35,8 +35,8 @@
 //! # Example
 //!
 //! A typed decision through the facade, then a monitoring cycle over an export with no
-//! issue sink; a program would pass `HttpClient::from_env()?` where this example uses a
-//! canned model. Everything comes from this crate.
+//! issue sink; a program would pass `HttpClient::new(settings.client_config()?)?`
+//! ([`Settings::client_config`]) where this example uses a canned model. Everything comes from this crate.
 //!
 //! ```
 //! use flow_orchestrator::prelude::*;

@@ -210,6 +210,36 @@ fn missing(key: &str, provider: LlmProvider) -> Error {
     )
 }
 
+impl Settings {
+    /// flow-llm's client configuration for the provider that will answer ([`Settings::provider`]:
+    /// configured, else guessed from the credentials), from the resolved values: the one
+    /// documented way from the environment (read through the lookup given to [`Sources`]) and
+    /// the configuration file to a [`ClientConfig`]; flow-llm itself reads no variable.
+    ///
+    /// ```
+    /// use flow_orchestrator::settings::{Settings, Sources};
+    ///
+    /// let lookup = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
+    /// let config = Settings::resolve(&Sources::new(&lookup).without_file())?.client_config()?;
+    /// assert_eq!(config.provider().name(), "openai");
+    /// # Ok::<(), flow_orchestrator::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when no provider can be had (naming the variables that give one)
+    /// or the provider lacks a value (naming the setting, its flag and its variables).
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        let provider = self.provider().ok_or_else(|| {
+            Error::config(
+                "llm.provider",
+                "no LLM provider configured: expected OPENAI_API_KEY, OPENAI_BASE_URL, \
+                 AZURE_OPENAI_ENDPOINT or GITHUB_TOKEN (or FLOW_LLM_PROVIDER, --provider)",
+            )
+        })?;
+        client_config(&self.config, provider, self)
+    }
+}
+
 /// The HTTP client's configuration for `provider`, from typed values only.
 fn client_config(
     config: &FlowConfig,

@@ -9,12 +9,10 @@
 //! Digests come from the asset's `digest: "sha256:<hex>"` field; when GitHub omits it, the asset
 //! is downloaded and hashed.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use flow_github::{Client, Config, Request, Response};
-use flow_orchestrator_core::{Jitter, Sleeper};
+use flow_orchestrator_core::Timing;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -34,8 +32,7 @@ pub struct GitHubPublisher {
     token: SecretString,
     api_base: String,
     upload_base: Option<String>,
-    sleeper: Option<Arc<dyn Sleeper>>,
-    jitter: Option<Arc<dyn Jitter>>,
+    timing: Timing,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,8 +80,7 @@ impl GitHubPublisher {
             token,
             api_base: DEFAULT_API_BASE.to_owned(),
             upload_base: None,
-            sleeper: None,
-            jitter: None,
+            timing: Timing::default(),
         };
         publisher
             .config()
@@ -108,17 +104,11 @@ impl GitHubPublisher {
         self
     }
 
-    /// Uses `sleeper` for rate-limit and retry waits (tests never really wait).
+    /// Uses `timing` for rate-limit and retry waits and their back-off (tests never really
+    /// wait: [`Timing::manual`]).
     #[must_use]
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = Some(sleeper);
-        self
-    }
-
-    /// Uses `jitter` for the back-off of retries.
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = Some(jitter);
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
         self
     }
 
@@ -133,15 +123,9 @@ impl GitHubPublisher {
 
     /// The client of one release run, built in the runtime that runs it.
     fn client(&self) -> Result<Client> {
-        let mut client =
-            Client::new(self.config()).map_err(|e| github("connect to the github api", e))?;
-        if let Some(s) = &self.sleeper {
-            client = client.with_sleeper(Arc::clone(s));
-        }
-        if let Some(j) = &self.jitter {
-            client = client.with_jitter(Arc::clone(j));
-        }
-        Ok(client)
+        Ok(Client::new(self.config())
+            .map_err(|e| github("connect to the github api", e))?
+            .with_timing(self.timing.clone()))
     }
 
     fn repo_path(plan: &ReleasePlan, path: &str) -> String {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_github::{Client, Repo, Request, Response};
-use flow_orchestrator_core::Jitter;
 use http::Method;
 use secrecy::SecretString;
 
 pub use flow_github::{ApiCounts, RateLimit};
 
 use crate::error::{Error, Result};
-use crate::time::{Clock, Sleeper};
+use crate::time::Timing;
 
 /// Where and how to reach GitHub, and which repository.
 #[derive(Debug, Clone)]
@@ -122,24 +121,11 @@ impl GitHubClient {
         })
     }
 
-    /// Uses `clock` for rate-limit resets.
+    /// Uses `timing` (clock, sleeper, jitter) for rate-limit resets, waits and the back-off of
+    /// server-error retries ([`Client::with_timing`]).
     #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.inner = self.inner.with_clock(clock);
-        self
-    }
-
-    /// Uses `sleeper` for back-off waits.
-    #[must_use]
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.inner = self.inner.with_sleeper(sleeper);
-        self
-    }
-
-    /// Uses `jitter` for the back-off of server-error retries.
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.inner = self.inner.with_jitter(jitter);
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.inner = self.inner.with_timing(timing);
         self
     }
 

@@ -8,7 +8,8 @@
 //!
 //! Backends:
 //! - [`FileStateStore`]: one JSON file, written atomically (write to a temporary file in the
-//!   same directory, then rename). A file of an unknown format version or that does not parse
+//!   same directory, then rename) under an advisory lock, so the revision check holds across
+//!   processes sharing the file. A file of an unknown format version or that does not parse
 //!   is an error naming the file, never a silent fresh start; [`StateStore::reset`] starts
 //!   over on purpose.
 //! - [`RedisStateStore`]: one Redis hash per key (`rev`, `data`), updated by a Lua script that
@@ -214,7 +215,17 @@ impl StateStore for MemoryStateStore {
     }
 }
 
-/// A JSON file, written atomically.
+/// A JSON file, written atomically and compare-and-set across processes.
+///
+/// A save holds an exclusive advisory lock (`flock` on Unix, `LockFileEx` on Windows, through
+/// `std::fs::File::lock`) on a sibling lock file, `.{name}.lock`, while it reads the stored
+/// revision, compares it, writes a temporary file and renames it over the state: two
+/// processes (or two store instances) saving the same file are serialized, so exactly one
+/// save wins per revision and the other gets [`ErrorKind::StateConflict`]. The lock file
+/// is never removed (removing it would let a waiter and a newcomer lock different files); the
+/// lock ends with its holder, even one that crashed. Loads take no lock: the rename replaces
+/// the file in one step. Network file systems without `flock` (some NFS set-ups) lose the
+/// guarantee; use the Redis store there.
 #[derive(Debug, Clone)]
 pub struct FileStateStore {
     path: PathBuf,
@@ -235,17 +246,102 @@ impl FileStateStore {
         self.path.display().to_string()
     }
 
+    fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned())
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The lock file every save and reset of this path holds.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir().join(format!(".{}.lock", self.file_name()))
+    }
+
     async fn read(&self) -> Result<Option<String>> {
         match tokio::fs::read(&self.path).await {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-                Error::state(
-                    self.origin(),
-                    "not a monitor state (not UTF-8 text); remove it or start over with --reset-state",
-                )
-            }),
+            Ok(bytes) => self.text(bytes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::state(self.origin(), format!("cannot read: {e}"))),
         }
+    }
+
+    fn text(&self, bytes: Vec<u8>) -> Result<String> {
+        String::from_utf8(bytes).map_err(|_| {
+            Error::state(
+                self.origin(),
+                "not a monitor state (not UTF-8 text); remove it or start over with --reset-state",
+            )
+        })
+    }
+
+    /// Runs `f` holding the exclusive lock of [`FileStateStore::lock_path`] (creating the
+    /// directory and the lock file). Blocking: called on tokio's blocking pool.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let io = |what: &str, e: std::io::Error| {
+            Error::state(self.origin(), format!("cannot {what}: {e}"))
+        };
+        std::fs::create_dir_all(self.dir()).map_err(|e| io("write", e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())
+            .map_err(|e| io("open the lock file", e))?;
+        lock.lock().map_err(|e| io("lock", e))?;
+        let out = f();
+        // Closing the file releases the lock as well; unlocking first says so.
+        let _ = lock.unlock();
+        out
+    }
+
+    /// The compare-and-set under the lock: `json` is the state at `expected + 1`.
+    fn save_blocking(&self, expected: u64, json: &str) -> Result<u64> {
+        self.locked(|| {
+            let current = match std::fs::read(&self.path) {
+                // An unreadable file is refused at load; here only its revision matters.
+                Ok(bytes) => stored_revision(Some(&self.text(bytes)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(Error::state(self.origin(), format!("cannot read: {e}"))),
+            };
+            if current != expected {
+                return Err(Error::new(ErrorKind::StateConflict {
+                    origin: self.origin(),
+                    expected,
+                    found: current,
+                }));
+            }
+            let io = |e: std::io::Error| Error::state(self.origin(), format!("cannot write: {e}"));
+            let tmp = self
+                .dir()
+                .join(format!(".{}.{}.tmp", self.file_name(), std::process::id()));
+            let written = std::fs::File::create(&tmp).and_then(|mut f| {
+                std::io::Write::write_all(&mut f, json.as_bytes())?;
+                f.sync_all()
+            });
+            if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &self.path)) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(e));
+            }
+            Ok(expected + 1)
+        })
+    }
+
+    /// Runs a blocking step of this store on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Error::state(self.origin(), format!("the file task failed: {e}")))?
     }
 }
 
@@ -259,46 +355,26 @@ impl StateStore for FileStateStore {
     }
 
     async fn save(&self, state: &MonitorState) -> Result<u64> {
-        let current = match self.read().await? {
-            // An unreadable file is refused at load; here only its revision matters.
-            Some(t) => stored_revision(Some(&t)),
-            None => 0,
-        };
-        if current != state.revision {
-            return Err(Error::new(ErrorKind::StateConflict {
-                origin: self.origin(),
-                expected: state.revision,
-                found: current,
-            }));
-        }
+        let expected = state.revision;
         let mut next = state.clone();
-        next.revision = current + 1;
+        next.revision = expected + 1;
         let json = next.to_json()?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let io = |e: std::io::Error| Error::state(self.origin(), format!("cannot write: {e}"));
-        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        let name = self
-            .path
-            .file_name()
-            .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        tokio::fs::write(&tmp, json.as_bytes()).await.map_err(io)?;
-        if let Err(e) = tokio::fs::rename(&tmp, &self.path).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(io(e));
-        }
-        Ok(next.revision)
+        self.blocking(move |store| store.save_blocking(expected, &json))
+            .await
     }
 
     async fn reset(&self) -> Result<()> {
-        match tokio::fs::remove_file(&self.path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::state(self.origin(), format!("cannot remove: {e}"))),
+        if !tokio::fs::try_exists(self.dir()).await.unwrap_or(true) {
+            return Ok(());
         }
+        self.blocking(|store| {
+            store.locked(|| match std::fs::remove_file(&store.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::state(store.origin(), format!("cannot remove: {e}"))),
+            })
+        })
+        .await
     }
 
     fn describe(&self) -> String {
@@ -513,6 +589,64 @@ mod tests {
         assert_eq!(store.save(&loaded).await.unwrap(), 2);
         store.reset().await.unwrap();
         assert!(store.load().await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn separate_stores_racing_on_one_file_win_once_per_revision() {
+        const CONTENDERS: u64 = 6;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for round in 0..25u64 {
+            // Every contender loads revision `round`, then all save at once.
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CONTENDERS as usize));
+            let tasks: Vec<_> = (0..CONTENDERS)
+                .map(|i| {
+                    let store = FileStateStore::new(&path);
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        let mut s = store.load().await.unwrap().unwrap_or_default();
+                        assert_eq!(s.revision, round);
+                        s.poller.last_seen = Some(crate::RunId(round * 100 + i));
+                        barrier.wait().await;
+                        (i, store.save(&s).await)
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    (i, Ok(rev)) => {
+                        assert_eq!(rev, round + 1);
+                        winners.push(i);
+                    }
+                    (_, Err(e)) => assert!(
+                        matches!(
+                            e.kind(),
+                            ErrorKind::StateConflict { expected, found, .. }
+                                if *expected == round && *found == round + 1
+                        ),
+                        "{e}"
+                    ),
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+            let stored = FileStateStore::new(&path).load().await.unwrap().unwrap();
+            assert_eq!(
+                (stored.revision, stored.poller.last_seen),
+                (round + 1, Some(crate::RunId(round * 100 + winners[0]))),
+                "the file holds the winner's state"
+            );
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".state.json.lock", "state.json"],
+            "no temporary left"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_github::{ErrorKind, Request};
-use flow_orchestrator_core::{Backoff, Clock, RecordingSleeper, SeededJitter};
+use flow_orchestrator_core::{Backoff, Clock, RecordingSleeper};
 use proptest::prelude::*;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -214,7 +214,7 @@ async fn no_response_is_a_transport_error_with_its_cause_after_the_retries() {
             .with_max_retries(1),
     )
     .unwrap()
-    .with_sleeper(Arc::new(r.sleeper.clone()));
+    .with_timing(r.client.timing().clone());
     let e = client.get(RUNS).await.unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::Transport);
     assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
@@ -232,11 +232,13 @@ proptest! {
             then_ok(&r.server).await;
             first(&r.server, failures, ResponseTemplate::new(503)).await;
             let sleeper = RecordingSleeper::new();
-            let client = r
+            let timing = r
                 .client
+                .timing()
                 .clone()
                 .with_sleeper(Arc::new(sleeper.clone()))
-                .with_jitter(Arc::new(SeededJitter::new(seed)));
+                .with_seeded_jitter(seed);
+            let client = r.client.clone().with_timing(timing);
             client.get(RUNS).await.unwrap();
             sleeper.slept()
         });

@@ -12,10 +12,8 @@ mod client;
 mod limits;
 mod transfer;
 
-use std::sync::Arc;
-
 use flow_github::{Client, Config, SecretString};
-use flow_orchestrator_core::{FixedJitter, ManualClock, RecordingSleeper};
+use flow_orchestrator_core::{ManualClock, RecordingSleeper, Timing};
 use wiremock::MockServer;
 
 /// The token every rig uses; no test output may contain it.
@@ -41,9 +39,7 @@ pub(crate) async fn rig_with(prefix: &str, config: impl FnOnce(Config) -> Config
     );
     let client = Client::new(cfg)
         .unwrap()
-        .with_clock(Arc::new(clock.clone()))
-        .with_sleeper(Arc::new(sleeper.clone()))
-        .with_jitter(Arc::new(FixedJitter::new(1.0)));
+        .with_timing(Timing::manual(clock.clone(), sleeper.clone()));
     Rig {
         server,
         client,

@@ -164,7 +164,7 @@ async fn stale_if_error_when_everything_fails() {
     let sleeper = RecordingSleeper::new();
     let stack = Cached::new(
         flow_llm::Retry::new(client(&server), RetryPolicy::default().with_max_retries(1))
-            .with_sleeper(sleeper.clone()),
+            .with_timing(crate::support::timing(&sleeper)),
         cache,
         server.uri(),
     )

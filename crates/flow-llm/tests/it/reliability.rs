@@ -10,14 +10,14 @@ use serde_json::json;
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{RecordingSleeper, api_error, client, completion};
+use crate::support::{RecordingSleeper, api_error, client, completion, timing};
 
 fn ask() -> ChatRequest {
     ChatRequest::new("gpt-4o-mini").message(Message::user("What should be fixed next?"))
 }
 
 fn retrying(c: HttpClient, sleeper: &std::sync::Arc<RecordingSleeper>) -> Retry<HttpClient> {
-    Retry::new(c, RetryPolicy::default()).with_sleeper(sleeper.clone())
+    Retry::new(c, RetryPolicy::default()).with_timing(timing(sleeper))
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn backoff_without_server_hints_uses_capped_full_jitter() {
     let sleeper = RecordingSleeper::new();
     let policy = RetryPolicy::default();
     let e = Retry::new(client(&server), policy)
-        .with_sleeper(sleeper.clone())
+        .with_timing(timing(&sleeper))
         .complete(&ask())
         .await
         .unwrap_err();
@@ -226,7 +226,7 @@ async fn an_unrepresentable_backoff_is_past_the_deadline_not_a_panic() {
         .with_base_delay(Duration::MAX)
         .with_max_delay(Duration::MAX);
     let e = Retry::new(client(&server), policy)
-        .with_sleeper(sleeper.clone())
+        .with_timing(timing(&sleeper))
         .complete(&ask().with_timeout(Duration::from_secs(10)))
         .await
         .unwrap_err();
@@ -282,9 +282,9 @@ async fn server_errors_until_retries_run_out_then_fallback() {
         .await;
     let sleeper = RecordingSleeper::new();
     let policy = RetryPolicy::default().with_max_retries(2);
-    let chain = Fallback::new(Retry::new(client(&primary), policy).with_sleeper(sleeper.clone()))
+    let chain = Fallback::new(Retry::new(client(&primary), policy).with_timing(timing(&sleeper)))
         .then_model(
-            Retry::new(client(&secondary), policy).with_sleeper(sleeper.clone()),
+            Retry::new(client(&secondary), policy).with_timing(timing(&sleeper)),
             "llama3.2",
         );
     let r = chain.complete(&ask()).await.unwrap();
@@ -407,7 +407,7 @@ async fn retries_are_counted() {
         .await;
     let sleeper = RecordingSleeper::new();
     let m = Retry::new(client(&server), RetryPolicy::default())
-        .with_sleeper(sleeper.clone())
+        .with_timing(timing(&sleeper))
         .with_budget(Budget::unlimited());
     m.complete(&ask()).await.unwrap();
     let t = m.accounting().totals();
@@ -424,7 +424,7 @@ async fn retries_of_failed_calls_are_counted() {
         .await;
     let sleeper = RecordingSleeper::new();
     let m = Retry::new(client(&server), RetryPolicy::default().with_max_retries(2))
-        .with_sleeper(sleeper.clone())
+        .with_timing(timing(&sleeper))
         .with_budget(Budget::unlimited());
     let e = m.complete(&ask()).await.unwrap_err();
     assert_eq!((e.status(), e.attempts()), (Some(503), 3));
@@ -461,7 +461,7 @@ async fn attempts_on_every_model_of_a_fallback_chain_are_counted() {
         .await;
     let sleeper = RecordingSleeper::new();
     let policy = RetryPolicy::default().with_max_retries(2);
-    let chain = Fallback::new(Retry::new(client(&primary), policy).with_sleeper(sleeper.clone()))
+    let chain = Fallback::new(Retry::new(client(&primary), policy).with_timing(timing(&sleeper)))
         .then(Retry::new(client(&secondary), RetryPolicy::none()))
         .with_budget(Budget::unlimited());
     // Three on the primary, one answer from the secondary.

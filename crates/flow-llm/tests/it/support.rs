@@ -98,6 +98,11 @@ impl RecordingSleeper {
     }
 }
 
+/// The real clock and jitter with `sleeper` recording the waits.
+pub fn timing(sleeper: &Arc<RecordingSleeper>) -> flow_llm::Timing {
+    flow_llm::Timing::default().with_sleeper(sleeper.clone())
+}
+
 /// Captures everything `tracing` writes (all levels) while `f` runs.
 pub async fn capture_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
     use tracing::instrument::WithSubscriber;

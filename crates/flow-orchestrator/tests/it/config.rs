@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use flow_orchestrator::{ErrorKind, FlowConfig, Orchestrator};
+use flow_orchestrator::settings::Sources;
+use flow_orchestrator::{ErrorKind, FlowConfig, Orchestrator, Settings};
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let m: HashMap<String, String> = pairs
@@ -84,4 +85,58 @@ fn the_configuration_schema_is_pinned() {
     schema["properties"]["telemetry"]["default"]["rules"] = rules.into();
     schema["$defs"]["TelemetryConfig"]["properties"]["rules"]["default"] = rules.into();
     insta::assert_json_snapshot!("flow_config_schema", schema);
+}
+
+/// flow-llm's configuration resolved from an injected environment (no file), as a library user
+/// builds one without the whole orchestrator.
+fn client_config(pairs: &[(&str, &str)]) -> flow_orchestrator::Result<flow_llm::ClientConfig> {
+    let lookup = env(pairs);
+    Settings::resolve(&Sources::new(&lookup).without_file())?.client_config()
+}
+
+#[test]
+fn environment_picks_the_provider() {
+    let c = client_config(&[("OPENAI_API_KEY", "sk-1"), ("OPENAI_MODEL", "gpt-4.1")]).unwrap();
+    assert_eq!((c.provider().name(), c.model()), ("openai", "gpt-4.1"));
+    assert_eq!(c.endpoint(), "https://api.openai.com/v1/chat/completions");
+
+    let c = client_config(&[("GITHUB_TOKEN", "t"), ("FLOW_LLM_GITHUB_ORG", "acme")]).unwrap();
+    assert_eq!(
+        c.endpoint(),
+        "https://models.github.ai/orgs/acme/inference/chat/completions"
+    );
+
+    let c = client_config(&[
+        ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com/"),
+        ("AZURE_OPENAI_API_KEY", "k"),
+        ("AZURE_OPENAI_DEPLOYMENT", "prod-4o"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.endpoint(),
+        "https://x.openai.azure.com/openai/v1/chat/completions"
+    );
+    assert_eq!(c.model(), "prod-4o");
+
+    let c = client_config(&[
+        ("OPENAI_BASE_URL", "http://localhost:11434/v1"),
+        ("FLOW_LLM_MODEL", "llama3.2"),
+    ])
+    .unwrap();
+    assert_eq!(c.provider(), &flow_llm::Provider::Compatible);
+    assert!(!c.has_api_key());
+
+    let c = client_config(&[("OPENAI_API_KEY", "k"), ("FLOW_LLM_TIMEOUT_SECS", "7")]).unwrap();
+    assert_eq!(c.timeout(), std::time::Duration::from_secs(7));
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let e = client_config(&[]).unwrap_err();
+    assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
+    let e = client_config(&[("FLOW_LLM_PROVIDER", "azure")]).unwrap_err();
+    assert!(e.to_string().contains("AZURE_OPENAI_ENDPOINT"), "{e}");
+    let e =
+        client_config(&[("OPENAI_API_KEY", "k"), ("FLOW_LLM_TIMEOUT_SECS", "soon")]).unwrap_err();
+    assert!(e.to_string().contains("FLOW_LLM_TIMEOUT_SECS"), "{e}");
 }

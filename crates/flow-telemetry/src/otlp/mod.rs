@@ -77,7 +77,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{Job, Run};
 use crate::source::RunSource;
-use crate::time::{Clock, Jitter, RandomJitter, Sleeper, SystemClock, TokioSleeper};
+use crate::time::Timing;
 
 /// The semantic conventions version the spans follow.
 pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.44.0";
@@ -207,9 +207,7 @@ impl<T: TraceExporter + ?Sized> TraceExporter for Arc<T> {
 pub struct OtlpExporter {
     config: Arc<OtlpConfig>,
     client: reqwest::Client,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    timing: Timing,
 }
 
 impl OtlpExporter {
@@ -248,30 +246,15 @@ impl OtlpExporter {
         Ok(Self {
             config: Arc::new(config),
             client,
-            clock: Arc::new(SystemClock),
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(RandomJitter),
+            timing: Timing::default(),
         })
     }
 
-    /// Back-off waits go through `sleeper` (tests record them instead of waiting).
+    /// Uses `timing`: its clock is "now" for `Retry-After` dates, its sleeper every back-off
+    /// wait (tests record them instead of waiting), its jitter the back-off's randomness.
     #[must_use]
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
-        self
-    }
-
-    /// The jitter of the back-off between retries (default random; tests fix it).
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// "Now", for `Retry-After` dates.
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
         self
     }
 
@@ -330,16 +313,7 @@ impl TraceExporter for OtlpExporter {
             let request = ExportTraceServiceRequest {
                 resource_spans: vec![spans::resource_spans(&self.config.service_name, spans)],
             };
-            match transport::send(
-                &self.client,
-                &self.config,
-                self.clock.as_ref(),
-                self.sleeper.as_ref(),
-                self.jitter.as_ref(),
-                &request,
-            )
-            .await
-            {
+            match transport::send(&self.client, &self.config, &self.timing, &request).await {
                 Ok(d) => {
                     report.requests += d.attempts;
                     report.retries += d.attempts - 1;

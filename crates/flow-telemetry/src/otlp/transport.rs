@@ -12,7 +12,7 @@ use prost::Message as _;
 use secrecy::ExposeSecret as _;
 
 use super::OtlpConfig;
-use crate::time::{Clock, Jitter, Sleeper};
+use crate::time::Timing;
 
 /// Waits between retries without a `Retry-After`: full jitter under 0.5 s, 1 s, 2 s, ... 30 s.
 const BACKOFF: flow_orchestrator_core::Backoff = flow_orchestrator_core::Backoff {
@@ -68,9 +68,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 pub(crate) async fn send(
     client: &reqwest::Client,
     config: &OtlpConfig,
-    clock: &dyn Clock,
-    sleeper: &dyn Sleeper,
-    jitter: &dyn Jitter,
+    timing: &Timing,
     request: &ExportTraceServiceRequest,
 ) -> Result<Delivered, Failed> {
     let body = bytes::Bytes::from(request.encode_to_vec());
@@ -103,7 +101,7 @@ pub(crate) async fn send(
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let now = SystemTime::UNIX_EPOCH
-                    + Duration::from_millis(u64::try_from(clock.now_ms()).unwrap_or(0));
+                    + Duration::from_millis(u64::try_from(timing.clock.now_ms()).unwrap_or(0));
                 let asked = retry_after(resp.headers(), now);
                 if !retryable(status) {
                     // The collector's words, short: a Status message, never our headers.
@@ -129,9 +127,9 @@ pub(crate) async fn send(
                 reason: format!("{reason} (gave up after {attempts} attempts)"),
             });
         }
-        let wait = wait.unwrap_or_else(|| BACKOFF.delay(attempts, jitter));
+        let wait = wait.unwrap_or_else(|| BACKOFF.delay(attempts, timing.jitter.as_ref()));
         tracing::debug!(target: "flow.otlp", %reason, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "otlp export retried");
-        sleeper.sleep(wait).await;
+        timing.sleeper.sleep(wait).await;
     }
 }
 

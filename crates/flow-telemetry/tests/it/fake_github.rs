@@ -292,3 +292,74 @@ impl Respond for Issues {
         }
     }
 }
+
+/// Serves the inner response after a delay in milliseconds, so that two monitors interleave.
+pub(crate) struct Delayed<R>(pub(crate) R, pub(crate) u64);
+
+impl<R: Respond> Respond for Delayed<R> {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.0
+            .respond(req)
+            .set_delay(std::time::Duration::from_millis(self.1))
+    }
+}
+
+/// The repository every stateful test drives.
+pub(crate) const REPO: &str = "octo-org/octo-repo";
+
+/// A fake `octo-org/octo-repo` mounted on a wiremock server: its runs (listed per repository
+/// or per workflow, answered after `list_delay_ms`), its workflows, no jobs, and the issue
+/// tracker.
+pub(crate) struct FakeRepo {
+    pub(crate) runs: Runs,
+    pub(crate) issues: Arc<Mutex<IssueState>>,
+}
+
+impl FakeRepo {
+    /// Mounts the repository on `server`; `workflows` is the `workflows` array of
+    /// `GET …/actions/workflows`.
+    pub(crate) async fn mount(
+        server: &wiremock::MockServer,
+        list_delay_ms: u64,
+        workflows: Value,
+    ) -> Self {
+        use wiremock::Mock;
+        use wiremock::matchers::{method, path, path_regex};
+        let runs = Runs::default();
+        Mock::given(path_regex(format!(
+            "^/repos/{REPO}/actions/(workflows/[^/]+/)?runs$"
+        )))
+        .respond_with(Delayed(
+            ListRuns {
+                runs: runs.clone(),
+                base: server.uri(),
+            },
+            list_delay_ms,
+        ))
+        .mount(server)
+        .await;
+        let total = workflows.as_array().map_or(0, Vec::len);
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/actions/workflows")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"total_count": total, "workflows": workflows})),
+            )
+            .mount(server)
+            .await;
+        Mock::given(path_regex(format!(
+            "^/repos/{REPO}/actions/runs/[0-9]+/jobs"
+        )))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "jobs": []})),
+        )
+        .mount(server)
+        .await;
+        let issues = Arc::new(Mutex::new(IssueState::default()));
+        Mock::given(path_regex(format!("^/repos/{REPO}/(issues|labels)")))
+            .respond_with(Issues(issues.clone()))
+            .mount(server)
+            .await;
+        Self { runs, issues }
+    }
+}

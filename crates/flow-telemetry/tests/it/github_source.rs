@@ -6,7 +6,7 @@ use std::time::Duration;
 use flow_telemetry::github::{GitHubClient, GitHubConfig};
 use flow_telemetry::source::github::GitHubSource;
 use flow_telemetry::source::sync::{Poller, PollerState};
-use flow_telemetry::time::{FixedJitter, ManualClock, RecordingSleeper};
+use flow_telemetry::time::{ManualClock, RecordingSleeper, Timing};
 use flow_telemetry::{Clock, ErrorKind, RunId, RunQuery, RunSource};
 use secrecy::SecretString;
 use wiremock::matchers::{method, path, path_regex};
@@ -49,9 +49,7 @@ async fn rig(prefix: &str) -> Rig {
     // Back-off at its ceiling: full jitter made deterministic.
     let client = GitHubClient::new(cfg)
         .unwrap()
-        .with_clock(Arc::new(clock.clone()))
-        .with_sleeper(Arc::new(sleeper.clone()))
-        .with_jitter(Arc::new(FixedJitter::new(1.0)));
+        .with_timing(Timing::manual(clock.clone(), sleeper.clone()));
     Rig {
         server,
         runs,
@@ -67,10 +65,10 @@ async fn rig_on(server: &MockServer, prefix: &str) -> GitHubSource {
     let cfg = GitHubConfig::new("octo-org", "octo-repo")
         .with_base_url(format!("{}{prefix}", server.uri()))
         .with_token(SecretString::from("ghs_not_a_real_token"));
-    let client = GitHubClient::new(cfg)
-        .unwrap()
-        .with_clock(Arc::new(clock.clone()))
-        .with_sleeper(Arc::new(RecordingSleeper::with_clock(clock)));
+    let client = GitHubClient::new(cfg).unwrap().with_timing(Timing::manual(
+        clock.clone(),
+        RecordingSleeper::with_clock(clock),
+    ));
     GitHubSource::new(client)
 }
 
@@ -272,7 +270,7 @@ async fn rate_limit_beyond_the_budget_is_a_retryable_error() {
     let src = GitHubSource::new(
         GitHubClient::new(cfg)
             .unwrap()
-            .with_sleeper(Arc::new(r.sleeper.clone())),
+            .with_timing(Timing::default().with_sleeper(Arc::new(r.sleeper.clone()))),
     );
     let err = src.runs(&RunQuery::new()).await.unwrap_err();
     assert!(

@@ -25,6 +25,7 @@ mod reports;
 mod rules;
 mod sample;
 mod session;
+mod state_lock;
 mod watch;
 
 /// Reads a fixture from `tests/fixtures`.

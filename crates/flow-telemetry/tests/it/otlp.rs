@@ -14,7 +14,7 @@ use flow_telemetry::otlp::proto::trace::v1::Span;
 use flow_telemetry::otlp::proto::trace::v1::span::SpanKind;
 use flow_telemetry::otlp::proto::trace::v1::status::StatusCode;
 use flow_telemetry::otlp::{OtlpConfig, OtlpExporter, RunWithJobs, TraceExporter, ids};
-use flow_telemetry::time::{FixedJitter, RecordingSleeper};
+use flow_telemetry::time::{FixedJitter, RecordingSleeper, Timing};
 use flow_telemetry::{ManualClock, RunId};
 use prost::Message as _;
 use wiremock::matchers::{header, method, path};
@@ -79,8 +79,7 @@ async fn collector(status: u16) -> MockServer {
 fn exporter(endpoint: &str, sleeper: &RecordingSleeper) -> OtlpExporter {
     OtlpExporter::new(OtlpConfig::new(endpoint).unwrap())
         .unwrap()
-        .with_sleeper(Arc::new(sleeper.clone()))
-        .with_clock(Arc::new(ManualClock::new(T0)))
+        .with_timing(Timing::manual(ManualClock::new(T0), sleeper.clone()))
 }
 
 /// Every request the collector received, decoded.
@@ -295,10 +294,11 @@ async fn a_collector_that_is_down_is_counted_and_reported_never_raised() {
         .unwrap()
         .with_max_retries(2)
         .with_header("x-api-key", "sup3rs3cret".into());
-    let exporter = OtlpExporter::new(config)
-        .unwrap()
-        .with_sleeper(Arc::new(sleeper.clone()))
-        .with_jitter(Arc::new(FixedJitter::new(1.0)));
+    let exporter = OtlpExporter::new(config).unwrap().with_timing(
+        Timing::default()
+            .with_sleeper(Arc::new(sleeper.clone()))
+            .with_jitter(Arc::new(FixedJitter::new(1.0))),
+    );
     let report = exporter.export(&[failed_run(), failed_run()]).await;
     assert!(!report.is_ok());
     assert_eq!(
@@ -350,7 +350,7 @@ async fn a_client_error_is_not_retried_and_headers_are_sent() {
     let sleeper = RecordingSleeper::default();
     let exporter = OtlpExporter::new(config)
         .unwrap()
-        .with_sleeper(Arc::new(sleeper.clone()));
+        .with_timing(Timing::default().with_sleeper(Arc::new(sleeper.clone())));
     let report = exporter.export(&[failed_run()]).await;
     assert_eq!((report.failed, report.requests), (1, 1));
     assert!(

@@ -15,22 +15,11 @@ use flow_telemetry::{
     Alert, Fingerprint, IssueAction, IssueSink, ManualClock, RunId, RunQuery, RunSource,
 };
 use serde_json::json;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::fake_github::{IssueState, Issues, ListRuns, Runs};
+use crate::fake_github::{FakeRepo, IssueState, Runs};
 use crate::fixture;
-
-/// Serves a response after a delay, so that two monitors interleave.
-struct Delayed<R>(R, u64);
-
-impl<R: Respond> Respond for Delayed<R> {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        self.0
-            .respond(req)
-            .set_delay(std::time::Duration::from_millis(self.1))
-    }
-}
 
 struct Repo {
     server: MockServer,
@@ -53,44 +42,16 @@ impl Repo {
 
     async fn with_list_delay(ms: u64) -> Self {
         let server = MockServer::start().await;
-        let runs = Runs::default();
-        Mock::given(path_regex(
-            "^/repos/octo-org/octo-repo/actions/(workflows/[^/]+/)?runs$",
-        ))
-        .respond_with(Delayed(
-            ListRuns {
-                runs: runs.clone(),
-                base: server.uri(),
-            },
+        let FakeRepo { runs, issues } = FakeRepo::mount(
+            &server,
             ms,
-        ))
-        .mount(&server)
-        .await;
-        Mock::given(method("GET"))
-            .and(path("/repos/octo-org/octo-repo/actions/workflows"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "total_count": 3,
-                "workflows": [
-                    {"id": 159038, "name": "Build", "path": ".github/workflows/build.yml", "state": "active"},
-                    {"id": 161335, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active"},
-                    {"id": 269289, "name": "Build / Test", "path": ".github/workflows/build-test.yml", "state": "active"}
-                ]
-            })))
-            .mount(&server)
-            .await;
-        Mock::given(path_regex(
-            "^/repos/octo-org/octo-repo/actions/runs/[0-9]+/jobs",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "jobs": []})),
+            json!([
+                {"id": 159038, "name": "Build", "path": ".github/workflows/build.yml", "state": "active"},
+                {"id": 161335, "name": "CI", "path": ".github/workflows/ci.yml", "state": "active"},
+                {"id": 269289, "name": "Build / Test", "path": ".github/workflows/build-test.yml", "state": "active"}
+            ]),
         )
-        .mount(&server)
         .await;
-        let issues = Arc::new(Mutex::new(IssueState::default()));
-        Mock::given(path_regex("^/repos/octo-org/octo-repo/(issues|labels)"))
-            .respond_with(Issues(issues.clone()))
-            .mount(&server)
-            .await;
         Self {
             server,
             runs,
