@@ -618,9 +618,10 @@ async fn a_replica_that_lost_its_lease_saves_nothing_and_writes_nothing() {
         .unwrap();
     let repo = Repo::new().await;
     repo.runs.add(1..=30, Some("success"));
-    // a's lease is short (it will pause past it); b's outlasts the test.
+    // a's lease is short (it will pause past it), yet long enough for its first invocation
+    // on a loaded 2-core machine (300 ms was not); b's outlasts the test.
     let la = a
-        .lease("octo-org/octo-repo", "a", 300)
+        .lease("octo-org/octo-repo", "a", 2_000)
         .await
         .unwrap()
         .unwrap();
@@ -628,7 +629,7 @@ async fn a_replica_that_lost_its_lease_saves_nothing_and_writes_nothing() {
     repo.invoke(&store_a, SessionOptions::default()).await;
 
     // a pauses past its lease; b takes the repository over.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let lb = loop {
         if let Some(l) = b.lease("octo-org/octo-repo", "b", 60_000).await.unwrap() {
             break l;
