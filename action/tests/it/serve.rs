@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use flow_telemetry::SecretString;
 use flow_telemetry::serve::WebhookSecret;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::fake_github::{IssueState, Issues, ListRuns, Runs};
+use crate::fake_github::{FakeRepo, IssueState, Runs};
 
 const SECRET: &str = "serve-test-secret";
 
@@ -26,15 +26,6 @@ fn secret() -> WebhookSecret {
 
 fn webhook_fixture(name: &str) -> String {
     crate::telemetry_fixture(name)
-}
-
-/// Serves a response after a delay.
-struct Delayed<R>(R, u64);
-
-impl<R: Respond> Respond for Delayed<R> {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        self.0.respond(req).set_delay(Duration::from_millis(self.1))
-    }
 }
 
 /// The fake GitHub of `octo-org/octo-repo`: runs, jobs, workflows, issues and labels.
@@ -47,40 +38,7 @@ struct GitHub {
 impl GitHub {
     async fn start(list_delay_ms: u64) -> Self {
         let server = MockServer::start().await;
-        let runs = Runs::default();
-        Mock::given(path_regex(
-            "^/repos/octo-org/octo-repo/actions/(workflows/[^/]+/)?runs$",
-        ))
-        .respond_with(Delayed(
-            ListRuns {
-                runs: runs.clone(),
-                base: server.uri(),
-            },
-            list_delay_ms,
-        ))
-        .mount(&server)
-        .await;
-        Mock::given(path_regex(
-            "^/repos/octo-org/octo-repo/actions/runs/[0-9]+/jobs",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "jobs": []})),
-        )
-        .mount(&server)
-        .await;
-        Mock::given(method("GET"))
-            .and(path("/repos/octo-org/octo-repo/actions/workflows"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"total_count": 0, "workflows": []})),
-            )
-            .mount(&server)
-            .await;
-        let issues = Arc::new(Mutex::new(IssueState::default()));
-        Mock::given(path_regex("^/repos/octo-org/octo-repo/(issues|labels)"))
-            .respond_with(Issues(issues.clone()))
-            .mount(&server)
-            .await;
+        let FakeRepo { runs, issues } = FakeRepo::mount(&server, list_delay_ms, json!([])).await;
         Self {
             server,
             runs,
