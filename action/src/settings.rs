@@ -182,3 +182,26 @@ impl Ctx<'_> {
         (self.lookup)(name).filter(|v| !v.trim().is_empty())
     }
 }
+
+/// The settings `argv` resolves to in a terminal, with `vars` as the whole environment: the
+/// path `flow` takes from its command line to a command's [`Settings`], for unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn resolve_in_terminal(argv: &[&str], vars: &[(&str, &str)]) -> Settings {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let map: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = move |k: &str| map.get(k).cloned();
+    let mut cmd = crate::cli::Cli::command();
+    let matches = cmd.try_get_matches_from_mut(argv).unwrap();
+    crate::cli::Cli::from_arg_matches(&matches).unwrap();
+    let ctx = Ctx {
+        mode: Mode::Terminal,
+        json: false,
+        lookup: &lookup,
+        given: given(&cmd, &matches, &Inputs::new()),
+    };
+    ctx.settings().unwrap()
+}

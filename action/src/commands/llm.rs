@@ -27,33 +27,12 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use std::collections::HashMap;
-
-    use clap::{CommandFactory as _, FromArgMatches as _};
     use secrecy::ExposeSecret as _;
 
-    use crate::cli::Cli;
-    use crate::report::Mode;
-    use crate::settings::{self, Ctx, Inputs};
-
     fn settings_of(args: &[&str], vars: &[(&str, &str)]) -> flow_orchestrator::Settings {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let lookup = move |k: &str| map.get(k).cloned();
         let mut argv = vec!["flow", "delegate", "--prompt", "p"];
         argv.extend_from_slice(args);
-        let mut cmd = Cli::command();
-        let matches = cmd.try_get_matches_from_mut(argv).unwrap();
-        Cli::from_arg_matches(&matches).unwrap();
-        let ctx = Ctx {
-            mode: Mode::Terminal,
-            json: false,
-            lookup: &lookup,
-            given: settings::given(&cmd, &matches, &Inputs::new()),
-        };
-        ctx.settings().unwrap()
+        crate::settings::resolve_in_terminal(&argv, vars)
     }
 
     #[test]

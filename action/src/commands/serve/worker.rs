@@ -544,10 +544,8 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use clap::{CommandFactory as _, FromArgMatches as _};
     use flow_telemetry::serve::{Accepted, Delivery, MemoryCoordinator};
     use flow_telemetry::state::{MemoryStateStore, MonitorState};
     use flow_telemetry::{ManualClock, Result as TResult};
@@ -556,9 +554,6 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::cli::Cli;
-    use crate::report::Mode;
-    use crate::settings::{self, Ctx, Inputs};
 
     /// The store a lease's holder saves through: refuses every save once `lost` is set, as
     /// the Redis fence does for a stale holder.
@@ -642,21 +637,7 @@ mod tests {
     }
 
     fn serve_settings(vars: &[(&str, &str)]) -> Settings {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let lookup = move |k: &str| map.get(k).cloned();
-        let mut cmd = Cli::command();
-        let matches = cmd.try_get_matches_from_mut(["flow", "serve"]).unwrap();
-        Cli::from_arg_matches(&matches).unwrap();
-        let ctx = Ctx {
-            mode: Mode::Terminal,
-            json: false,
-            lookup: &lookup,
-            given: settings::given(&cmd, &matches, &Inputs::new()),
-        };
-        ctx.settings().unwrap()
+        crate::settings::resolve_in_terminal(&["flow", "serve"], vars)
     }
 
     /// GitHub's `workflow_run` `completed` payload (MIT) for run `id`.
