@@ -151,6 +151,20 @@ pub struct KpiValues {
     pub throughput_per_day: f64,
 }
 
+impl KpiValues {
+    /// The share of each outcome of completed runs, labelled as the reports and `/metrics`
+    /// name them (`success`, `failure`, `cancelled`, `timed_out`, `error`).
+    pub fn outcome_rates(&self) -> [(&'static str, f64); 5] {
+        [
+            ("success", self.success_rate),
+            ("failure", self.failure_rate),
+            ("cancelled", self.cancelled_rate),
+            ("timed_out", self.timed_out_rate),
+            ("error", self.error_rate),
+        ]
+    }
+}
+
 const DAY_MS: f64 = 86_400_000.0;
 
 /// Computes the KPIs of `facts` (any order; they are sorted by creation time, then id, then

@@ -408,13 +408,7 @@ impl Report {
         let mut outcomes = Vec::new();
         for w in &self.workflows {
             let v = &w.kpis.values;
-            for (o, r) in [
-                ("success", v.success_rate),
-                ("failure", v.failure_rate),
-                ("cancelled", v.cancelled_rate),
-                ("timed_out", v.timed_out_rate),
-                ("error", v.error_rate),
-            ] {
+            for (o, r) in v.outcome_rates() {
                 outcomes.push((format!("{{{},outcome=\"{o}\"}}", wf(w)), r));
             }
         }

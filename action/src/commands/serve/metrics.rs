@@ -449,13 +449,7 @@ impl Metrics {
             if let Some(m) = v.mttr_ms {
                 self.mttr.get_or_create(&l).set(m / 1000.0);
             }
-            for (o, r) in [
-                ("success", v.success_rate),
-                ("failure", v.failure_rate),
-                ("cancelled", v.cancelled_rate),
-                ("timed_out", v.timed_out_rate),
-                ("error", v.error_rate),
-            ] {
+            for (o, r) in v.outcome_rates() {
                 let ol = OutcomeLabels {
                     repository: repository.to_owned(),
                     workflow: w.kpis.key.workflow.clone(),
